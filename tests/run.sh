@@ -97,7 +97,7 @@ for b in "${builds[@]}"; do
     done < <(find "$b/tests/unit" -type f -name 'test_*' ! -name '*.d' -perm -u+x 2>/dev/null | sort)
 
     for t in tests/integration/*.sh; do
-        [ -e "$t" ] || continue
+        [ -e "$t" ] && [ "$(basename "$t")" != lib.sh ] || continue
         name=${t#tests/}
         [ -n "$filter" ] && ! [[ "$name" =~ $filter ]] && continue
         work=$(mktemp -d "${TMPDIR:-/tmp}/mg-test.XXXXXX")
