@@ -151,15 +151,16 @@ fuzz: $(FUZZERS)
 
 # FUZZ_SECONDS bounds each fuzz target's run inside `make test`.
 FUZZ_SECONDS ?= 30
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: test-deps
-	$(Q)$(MAKE) --no-print-directory tests
-	$(Q)$(MAKE) --no-print-directory SANITIZE=1 tests
-	$(Q)$(MAKE) --no-print-directory fuzz
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) tests
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) SANITIZE=1 tests
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) fuzz
 	$(Q)tests/run.sh --build build --build build-asan --fuzz $(FUZZ_BUILD) --fuzz-seconds $(FUZZ_SECONDS)
 
 # Only the normal build, no sanitizers, no fuzzing: the quick loop.
 check: test-deps
-	$(Q)$(MAKE) --no-print-directory tests
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) tests
 	$(Q)tests/run.sh --build $(BUILD)
 
 bench: all
