@@ -103,7 +103,7 @@ deps:
 	$(Q)mk/deps.sh build
 
 test-deps:
-	$(Q)mk/deps.sh build test
+	$(Q)mk/deps.sh build test node
 
 $(BUILD)/obj/%.o: %.c | deps
 	$(call msg,CC,$<)

@@ -16,6 +16,11 @@ sets[build]="gcc make pkg-config libc6-dev libcurl4-openssl-dev libwebsockets-de
 sets[test]="clang libclang-rt-14-dev prometheus curl coreutils iproute2"
 # Peers and load generators for bench/.
 sets[bench]="haproxy nginx-light wrk curl"
+# Node.js for the tests that drive modelgate with real JavaScript clients
+# (the openai SDK, playwright-core). Checked by command, not by package: a
+# machine may have Node from elsewhere with npm bundled, and Debian's npm
+# package would conflict with it.
+sets[node]="cmd:node=nodejs cmd:npm=npm"
 
 want=()
 for s in "$@"; do
@@ -25,6 +30,12 @@ done
 
 missing=()
 for p in "${want[@]}"; do
+    case "$p" in
+        cmd:*)  # cmd:COMMAND=PACKAGE: install PACKAGE only if COMMAND is absent
+            c=${p#cmd:}; c=${c%%=*}
+            command -v "$c" >/dev/null 2>&1 && continue
+            p=${p#*=} ;;
+    esac
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     case "$status" in
         *"install ok installed"*) ;;
