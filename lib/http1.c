@@ -1075,13 +1075,19 @@ long mg_h1_body_decode(struct mg_h1_body *b, const char *in, size_t len,
         *data_len = n;
         return (long)n;
     }
-    case MG_H1_BODY_EOF:
-        if (b->max_body && (uint64_t)len > b->max_body - b->total)
-            return body_fail(b, 413, "body exceeds the body limit", 0);
-        b->total += len;
-        *data = len ? in : NULL;
-        *data_len = len;
-        return (long)len;
+    case MG_H1_BODY_EOF: {
+        /* Up to the limit, then an error: the same bytes whatever the reads. */
+        size_t n = len;
+        if (b->max_body && (uint64_t)n > b->max_body - b->total) {
+            n = (size_t)(b->max_body - b->total);
+            if (n == 0)
+                return body_fail(b, 413, "body exceeds the body limit", 0);
+        }
+        b->total += n;
+        *data = n ? in : NULL;
+        *data_len = n;
+        return (long)n;
+    }
     case MG_H1_BODY_CHUNKED:
         return chunked_decode(b, in, len, data, data_len);
     default:

@@ -968,8 +968,11 @@ static void t_body_decode_api(void)
     m.framing = MG_H1_BODY_EOF;
     m.status = 0;
     mg_h1_body_init(&b, &m, &l);
-    CHECK_EQ_INT(mg_h1_body_decode(&b, "abcd", 4, &d, &dl), 4);
-    CHECK_EQ_INT(mg_h1_body_decode(&b, "e", 1, &d, &dl), -1);
+    CHECK_EQ_INT(mg_h1_body_decode(&b, "abc", 3, &d, &dl), 3);
+    /* Up to the limit whatever the reads, then the error. */
+    CHECK_EQ_INT(mg_h1_body_decode(&b, "defg", 4, &d, &dl), 1);
+    CHECK_EQ_MEM(d, dl, "d");
+    CHECK_EQ_INT(mg_h1_body_decode(&b, "efg", 3, &d, &dl), -1);
     CHECK_EQ_INT(b.err.status, 413);
 }
 
