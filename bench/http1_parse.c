@@ -11,7 +11,10 @@
  * is a reference point, not a peer: the peer comparison against HAProxy is
  * end to end, in the proxy benchmark.
  *
- *   build/bench/http1_parse [seconds per measurement, default 0.6]
+ *   build/bench/http1_parse [seconds per round, default 0.1]
+ *
+ * Each of the six measurements runs 7 rounds, alternating with the others,
+ * and the best round counts (about 4.5 s in all).
  *
  * Every parse is checked; a failure aborts rather than timing an error path. */
 #include "lib/http1.h"
@@ -203,11 +206,17 @@ struct naive_msg {
     unsigned nheaders;
 };
 
-static int naive_tchar(unsigned char c)
+/* Token characters, filled at start: the reference gets a lookup table too. */
+static unsigned char naive_tok[256];
+
+static void naive_init(void)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+    for (int c = 0; c < 256; c++)
+        naive_tok[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                       (c >= '0' && c <= '9') || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
+
+#define naive_tchar(c) naive_tok[(unsigned char)(c)]
 
 static int naive_ieq(const char *a, size_t n, const char *lit)
 {
@@ -315,7 +324,9 @@ static int naive_parse(const char *buf, size_t len, struct naive_msg *m)
 /* ------------------------------------------------------------------------ */
 /* Measurements. */
 
-static double seconds = 0.6;
+/* Each measurement: ROUNDS rounds of `seconds`, alternating with the others. */
+#define ROUNDS 7
+static double seconds = 0.1;
 static volatile uint64_t sink;
 
 struct figures {
@@ -494,13 +505,20 @@ static struct figures bench_sse(int naive)
     return f;
 }
 
+static void best(struct figures *b, struct figures f)
+{
+    if (f.msgs_per_s > b->msgs_per_s)
+        *b = f;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1) {
         seconds = atof(argv[1]);
-        if (seconds <= 0 || seconds > 10)
-            die("seconds per measurement must be in (0, 10]");
+        if (seconds <= 0 || seconds > 2)
+            die("seconds per round must be in (0, 2]");
     }
+    naive_init();
     make_inputs();
     size_t head_bytes = 0, all_bytes = 0;
     for (int i = 0; i < nreqs; i++) {
@@ -512,9 +530,17 @@ int main(int argc, char **argv)
            nreqs, head_bytes / (size_t)nreqs, (size_t)max_fields, all_bytes / (size_t)nreqs, sse_events,
            sse.len);
 
-    struct figures h = bench_heads(0), hn = bench_heads(1);
-    struct figures f = bench_full(0), fn = bench_full(1);
-    struct figures s = bench_sse(0), sn = bench_sse(1);
+    /* Short alternating rounds, best of each: this machine may be shared,
+     * and noise only ever slows a round down. */
+    struct figures h = { 0, 0 }, hn = h, f = h, fn = h, s = h, sn = h;
+    for (int r = 0; r < ROUNDS; r++) {
+        best(&h, bench_heads(0));
+        best(&hn, bench_heads(1));
+        best(&f, bench_full(0));
+        best(&fn, bench_full(1));
+        best(&s, bench_sse(0));
+        best(&sn, bench_sse(1));
+    }
     printf("%-28s %14s %10s %16s %10s %8s\n", "measurement", "modelgate", "MB/s", "naive reference",
            "MB/s", "ratio");
     printf("%-28s %10.0f r/s %10.0f %12.0f r/s %10.0f %7.2fx\n", "request heads", h.msgs_per_s,
@@ -523,7 +549,9 @@ int main(int argc, char **argv)
            f.msgs_per_s, f.mb_per_s, fn.msgs_per_s, fn.mb_per_s, f.msgs_per_s / fn.msgs_per_s);
     printf("%-28s %10.0f e/s %10.0f %12.0f e/s %10.0f %7.2fx\n", "SSE response, events",
            s.msgs_per_s, s.mb_per_s, sn.msgs_per_s, sn.mb_per_s, s.msgs_per_s / sn.msgs_per_s);
-    printf("(r/s: requests per second; e/s: SSE events per second; one core; the naive SSE\n"
-           " figure covers the chunked body only, modelgate's includes the response head)\n");
+    printf("(r/s: requests per second; e/s: SSE events per second; one core, best of %d\n"
+           " rounds of %.2f s. The naive SSE figure decodes the whole chunked body in one call\n"
+           " and covers the body only; modelgate's resumes on any split, returns each event\n"
+           " to the caller, and includes the response head.)\n", ROUNDS, seconds);
     return sink == 42 ? 1 : 0;
 }
