@@ -864,6 +864,10 @@ static long chunked_decode(struct mg_h1_body *b, const char *in, size_t len,
     const char *err = NULL;
     int status = 400;
     int st = b->state;
+    /* Locals, not the caller's pointers: stores through those would be
+     * reloaded on every byte, as they may alias *b. */
+    const char *dp = NULL;
+    size_t dn = 0;
 
     while (i < len) {
         /* Fast path for the common framing: the CRLF after chunk data and a
@@ -904,13 +908,13 @@ static long chunked_decode(struct mg_h1_body *b, const char *in, size_t len,
         unsigned char c = (unsigned char)in[i];
         switch (st) {
         case B_DATA: {
-            if (*data_len)
+            if (dn)
                 goto out;
             size_t n = len - i;
             if ((uint64_t)n > b->remaining)
                 n = (size_t)b->remaining;
-            *data = in + i;
-            *data_len = n;
+            dp = in + i;
+            dn = n;
             b->remaining -= n;
             b->total += n;
             i += n;
@@ -1144,12 +1148,17 @@ static long chunked_decode(struct mg_h1_body *b, const char *in, size_t len,
     }
 out:
     b->state = st;
+    *data = dp;
+    *data_len = dn;
     return (long)i;
 bad:
     body_fail(b, status, err, i);
     /* A span already found is handed over; the error comes on the next call. */
-    if (*data_len)
+    if (dn) {
+        *data = dp;
+        *data_len = dn;
         return (long)i;
+    }
     return -1;
 }
 
