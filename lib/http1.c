@@ -640,6 +640,8 @@ int mg_h1_parse_head(struct mg_h1_parser *p, const char *buf, size_t len,
     const size_t lim = len < max_head ? len : max_head;
     size_t i = p->scanned;
 
+    if (i > len)
+        return fail(p, 400, "head bytes removed between calls", len);
     if (p->state == SC_DONE)
         return finish_head(p, buf, p->line_start + 2, msg);
 

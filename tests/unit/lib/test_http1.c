@@ -893,6 +893,12 @@ static void t_error_details(void)
     CHECK_EQ_INT(mg_h1_parse_head(&p, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27, &m), -1);
     mg_h1_parser_reset(&p);
     CHECK_EQ_INT(mg_h1_parse_head(&p, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27, &m), 27);
+    /* A caller that hands back fewer bytes than before is refused, not
+     * trusted with a stale scan position. */
+    mg_h1_parser_reset(&p);
+    CHECK_EQ_INT(mg_h1_parse_head(&p, "GET / HTTP/1.1\r\nHo", 18, &m), 0);
+    CHECK_EQ_INT(mg_h1_parse_head(&p, "GET / HTTP/1.1\r\nHo", 10, &m), -1);
+    CHECK_EQ_INT(p.err.status, 400);
 }
 
 static void t_body_decode_api(void)
