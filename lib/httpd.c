@@ -102,6 +102,7 @@ struct mg_httpd_req {
     unsigned chunked : 1;        /* response is chunked */
     unsigned head_only : 1;      /* response to HEAD: no body bytes */
     unsigned until_close : 1;    /* response framed by closing the connection */
+    unsigned has_length : 1;     /* the response declared a Content-Length */
     unsigned want_writable : 1;
     unsigned active : 1;         /* a request is with the handler */
     enum resp_state rstate;
@@ -1479,6 +1480,7 @@ int mg_httpd_start(struct mg_httpd_req *req, int status, const struct mg_h1_head
     if (b->len + c->out.len > c->srv->cfg.max_output)
         return -ENOBUFS;
     req->remaining = length >= 0 ? (uint64_t)length : 0;
+    req->has_length = length >= 0;
     if (bodyless)
         req->head_only = 1;
     struct iovec iov = {.iov_base = mg_buf_head(b), .iov_len = b->len};
@@ -1499,7 +1501,7 @@ int mg_httpd_write(struct mg_httpd_req *req, const void *p, size_t n)
         return -ENOTCONN;
     if (req->rstate != RS_STREAM)
         return -EINVAL;
-    if (!req->chunked && !req->until_close) {
+    if (req->has_length) {
         if (n > req->remaining)
             return -EINVAL;
         req->remaining -= n;
@@ -1519,7 +1521,7 @@ int mg_httpd_write(struct mg_httpd_req *req, const void *p, size_t n)
     if (req->chunked)
         iov[cnt++] = (struct iovec){.iov_base = "\r\n", .iov_len = 2};
     if (c->out.len + total > c->srv->cfg.max_output) {
-        if (!req->chunked && !req->until_close)
+        if (req->has_length)
             req->remaining += n;
         return -ENOBUFS;
     }
@@ -1544,7 +1546,7 @@ int mg_httpd_end(struct mg_httpd_req *req)
         return -ENOTCONN;
     if (req->rstate != RS_STREAM)
         return -EINVAL;
-    if (!req->chunked && !req->until_close && req->remaining > 0 && !req->head_only)
+    if (req->has_length && req->remaining > 0 && !req->head_only)
         return -EINVAL;
     req->rstate = RS_ENDED;
     if (req->chunked) {
