@@ -423,8 +423,10 @@ int mg_log_writev(enum mg_log_level level, const char *msg, va_list ap)
     }
 done:
     /* The reserve always holds the tail. */
+    int truncated = w.full;
     w.cap = sizeof line;
-    if (w.full)
+    w.full = 0;
+    if (truncated)
         put_str(&w, json ? ",\"truncated\":true" : " truncated=true");
     if (json)
         put(&w, "}", 1);
