@@ -19,7 +19,8 @@ static const char *expose(struct mg_metrics *m)
         mg_buf_free(&b);
         return "(expose failed)";
     }
-    memcpy(out, mg_buf_head(&b), b.len);
+    if (b.len)
+        memcpy(out, mg_buf_head(&b), b.len);
     out[b.len] = '\0';
     mg_buf_free(&b);
     return out;
@@ -317,7 +318,9 @@ static void t_names_validated(void)
     CHECK_EQ_INT(mg_metrics_counter(m, "modelgate_metrics_children_refused_total", NULL, NULL, &f),
                  -EEXIST);
     CHECK_EQ_INT(mg_metrics_counter(m, "x_total", "bad help \xff", NULL, &f), -EINVAL);
-    CHECK_EQ_INT(mg_metrics_new(&m, MG_METRICS_MAX_THREADS + 1, 0), -EINVAL);
+    struct mg_metrics *m2 = (struct mg_metrics *)1;
+    CHECK_EQ_INT(mg_metrics_new(&m2, MG_METRICS_MAX_THREADS + 1, 0), -EINVAL);
+    CHECK(m2 == NULL);
     mg_metrics_free(m);
 }
 
