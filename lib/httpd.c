@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1382,11 +1383,15 @@ static int format_head(struct mg_httpd_conn *c, int status, const struct mg_h1_h
     struct mg_buf *b = &c->srv->scratch;
     int rc;
     mg_buf_reset(b);
+    int has_date = 0;
     for (unsigned i = 0; i < nhdrs; i++) {
         const struct mg_h1_header *h = &hdrs[i];
         if (h->name_len == 10 && strncasecmp(h->name, "connection", 10) == 0 &&
             mg_h1_list_has(h->value, h->value_len, "close"))
             c->close_after = 1;
+        /* A proxied response keeps its origin's Date (one Date only). */
+        if (h->name_len == 4 && strncasecmp(h->name, "date", 4) == 0)
+            has_date = 1;
     }
     if (length < 0) {
         if (r->msg.minor == 1)
@@ -1404,7 +1409,8 @@ static int format_head(struct mg_httpd_conn *c, int status, const struct mg_h1_h
     int keep = conn_keep_alive(c) && !r->until_close;
     if ((rc = mg_h1_put_status(b, status, NULL)) < 0)
         return rc;
-    put_date(c->srv, b);
+    if (!has_date)
+        put_date(c->srv, b);
     for (unsigned i = 0; i < nhdrs; i++) {
         if (is_hop_header(&hdrs[i]))
             continue;
