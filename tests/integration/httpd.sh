@@ -223,6 +223,9 @@ fi
 
 start limited --max-conns 2 --header-timeout 10000 || bail "limited server did not start"
 lport=$started_port
+# Let the server see wait_port's probe connection close first, or it could
+# still hold a slot when the two connections below arrive.
+sleep 0.5
 exec 4<>"/dev/tcp/127.0.0.1/$lport"
 exec 5<>"/dev/tcp/127.0.0.1/$lport"
 sleep 0.2
