@@ -197,7 +197,7 @@ int mg_httpd_collect_body(struct mg_httpd_req *req, size_t max, mg_httpd_collect
  * instead), -EINVAL for a header name that is not a token or a value with
  * CR, LF or NUL (no header injection), -EALREADY when a response was
  * started, -ENOTCONN when the connection is already gone (on_end
- * follows). Nothing is sent when it fails. */
+ * follows). Nothing is sent on -EMSGSIZE, -EINVAL or -EALREADY. */
 int mg_httpd_respond(struct mg_httpd_req *req, int status, const struct mg_h1_header *hdrs,
                      unsigned nhdrs, const void *body, size_t len);
 /* Starts a streamed response: length >= 0 sends Content-Length: length,
