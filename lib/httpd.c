@@ -357,6 +357,7 @@ static void conn_timer_cb(struct mg_loop *loop, struct mg_timer *t)
         return;
     }
     if (c->write_deadline && now >= c->write_deadline) {
+        mg_log(MG_LOG_DEBUG, "httpd write timeout", "fd", MG_I(c->x.fd), "queued", MG_U(c->out.len));
         STAT_ADD(srv, timeouts, 1);
         conn_close(c, MG_HTTPD_END_TIMEOUT);
         return;
@@ -366,6 +367,8 @@ static void conn_timer_cb(struct mg_loop *loop, struct mg_timer *t)
         return;
     }
     if (c->head_deadline && now >= c->head_deadline) {
+        mg_log(MG_LOG_DEBUG, "httpd header timeout", "fd", MG_I(c->x.fd), "bytes", MG_U(c->in.len),
+               "state", MG_S(state_names[c->state]));
         STAT_ADD(srv, timeouts, 1);
         c->head_deadline = 0;
         if (c->head_bytes && c->state == CS_HEAD) {
@@ -377,6 +380,10 @@ static void conn_timer_cb(struct mg_loop *loop, struct mg_timer *t)
         return;
     }
     if (c->body_deadline && now >= c->body_deadline) {
+        mg_log(MG_LOG_DEBUG, "httpd body timeout", "fd", MG_I(c->x.fd), "state",
+               MG_S(state_names[c->state]), "paused", MG_B(c->req.body_paused),
+               "responding", MG_B(c->req.rstate != RS_NONE), "queued", MG_U(c->out.len),
+               "buffered", MG_U(c->in.len - c->ipos), "room", MG_U(mg_buf_room(&c->in)));
         STAT_ADD(srv, timeouts, 1);
         c->body_deadline = 0;
         if (c->req.rstate == RS_NONE && c->state == CS_REQUEST) {

@@ -165,7 +165,10 @@ void mg_httpd_on_writable(struct mg_httpd_req *req, mg_httpd_writable_cb cb);
  * gets no 100 and its connection is closed after the response. */
 
 /* Streams the body to cb as spans, starting from the loop (never inside
- * this call). Sends "100 Continue" first when the client asked for it.
+ * this call). Sends "100 Continue" first when the client asked for it; call
+ * it before starting the response, since no 1xx may follow a response head
+ * (a client waiting for 100 then sends its body only after its own timeout,
+ * curl's is 1 s).
  * -EALREADY when the body is already being read, -ENOTCONN when the request
  * is over. */
 int mg_httpd_read_body(struct mg_httpd_req *req, mg_httpd_body_cb cb);

@@ -7,6 +7,7 @@
  *       [--high-water BYTES] [--keep-half-close]
  *       [--upstream HOST:PORT] [--proxy HOST:PORT]
  *       [--upstream-max-idle N] [--upstream-idle-timeout MS]
+ *       [--log-level debug|info|warn|error]
  *
  * Routes:
  *   /                      "hello\n"
@@ -37,6 +38,7 @@
 
 #include "lib/httpc.h"
 #include "lib/httpd.h"
+#include "lib/log.h"
 #include "lib/loop.h"
 
 #define MAX_WORKERS 64
@@ -577,9 +579,11 @@ static void on_request(struct mg_httpd_req *req, void *data)
         mg_httpd_collect_body(req, 1 << 20, echo_collected);
     else if (path_is(m, "/echo-stream")) {
         mg_httpd_on_writable(req, echo_stream_writable);
+        /* Body first: it sends 100 Continue, which must precede the
+         * response head. */
         struct mg_h1_header h[] = {MG_HTTPD_HDR("Content-Type", "application/octet-stream")};
-        if (mg_httpd_start(req, 200, h, 1, -1) == 0)
-            mg_httpd_read_body(req, echo_stream_body);
+        if (mg_httpd_read_body(req, echo_stream_body) == 0)
+            mg_httpd_start(req, 200, h, 1, -1);
     } else if (path_is(m, "/stream"))
         route_stream(req);
     else if (path_is(m, "/big"))
@@ -621,7 +625,7 @@ static void usage(void)
             "  [--max-conns N] [--header-timeout MS] [--idle-timeout MS] [--body-timeout MS]\n"
             "  [--write-timeout MS] [--max-body BYTES] [--high-water BYTES] [--keep-half-close]\n"
             "  [--upstream HOST:PORT] [--proxy HOST:PORT] [--upstream-max-idle N]\n"
-            "  [--upstream-idle-timeout MS]\n");
+            "  [--upstream-idle-timeout MS] [--log-level LEVEL]\n");
 }
 
 int main(int argc, char **argv)
@@ -647,6 +651,7 @@ int main(int argc, char **argv)
         {"proxy", required_argument, 0, 'P'},
         {"upstream-max-idle", required_argument, 0, 'i'},
         {"upstream-idle-timeout", required_argument, 0, 't'},
+        {"log-level", required_argument, 0, 'L'},
         {0, 0, 0, 0},
     };
     int o;
@@ -667,6 +672,15 @@ int main(int argc, char **argv)
         case 'P': upstream = optarg; proxy_all = 1; break;
         case 'i': ccfg.max_idle_per_endpoint = (unsigned)atoi(optarg); break;
         case 't': ccfg.idle_timeout_ms = (uint32_t)atoi(optarg); break;
+        case 'L': {
+            enum mg_log_level lv;
+            if (mg_log_level_parse(optarg, &lv) < 0) {
+                usage();
+                return 2;
+            }
+            mg_log_set_level(lv);
+            break;
+        }
         default: usage(); return 2;
         }
     }
