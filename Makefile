@@ -132,7 +132,8 @@ tests: all $(TOOLS) $(UNITS) $(BENCHES)
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZERS     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_LIBOBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
-FUZZ_CFLAGS = -std=gnu11 -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+FUZZ_CFLAGS = -std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-unused-parameter \
+              -fsanitize=fuzzer-no-link,address,undefined \
               -fno-sanitize-recover=all -fno-omit-frame-pointer -pthread -I. \
               -DMG_FUZZING $(PKG_CFLAGS)
 
