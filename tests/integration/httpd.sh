@@ -223,6 +223,9 @@ fi
 
 start limited --max-conns 2 --header-timeout 10000 || bail "limited server did not start"
 lport=$started_port
+# Let the server see wait_port's probe connection close first, or it could
+# still hold a slot when the two connections below arrive.
+sleep 0.5
 exec 4<>"/dev/tcp/127.0.0.1/$lport"
 exec 5<>"/dev/tcp/127.0.0.1/$lport"
 sleep 0.2
@@ -261,6 +264,8 @@ start proxy --upstream "127.0.0.1:$port" --upstream-max-idle 4 || bail "proxy di
 pport=$started_port
 P=http://127.0.0.1:$pport
 check_eq "proxy forwards a GET" "$(curl -s --max-time 5 "$P/proxy/hello")" "hello"
+check_eq "a proxied response carries one Date header (the origin's)" \
+    "$(curl -s -D - -o /dev/null --max-time 5 "$P/proxy/hello" | grep -ci '^date:')" "1"
 created0=$(counter "$pport" created)
 urls=()
 for i in $(seq 200); do urls+=("$P/proxy/status?code=204"); done
