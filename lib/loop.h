@@ -47,6 +47,7 @@ struct mg_io {
 
 struct mg_timer {
     uint64_t when;     /* absolute, ms on the loop's monotonic clock */
+    uint64_t seq;      /* arming order: timers due at the same ms fire in it */
     size_t heap_idx;   /* position in the heap, (size_t)-1 when not armed */
     mg_timer_cb cb;
     void *data;
@@ -83,18 +84,30 @@ void mg_loop_update_time(struct mg_loop *loop);
 uint64_t mg_now_ns(void);
 
 /* fd watchers. mg_io_start() registers fd for events (MG_READ|MG_WRITE, may
- * be 0 to register without interest); mg_io_set() changes the interest (a
- * no-op when unchanged); mg_io_stop() unregisters (the fd stays open; closing
- * it is the caller's job, after mg_io_stop). All return 0 or -errno. */
+ * be 0 to register without interest; -EBUSY when io is already started);
+ * mg_io_set() changes the interest (a no-op when unchanged); mg_io_stop()
+ * unregisters (the fd stays open; closing it is the caller's job, after
+ * mg_io_stop). All return 0 or -errno.
+ *
+ * Level-triggered: MG_READ/MG_WRITE are reported while the fd stays ready.
+ * MG_HUP and MG_ERR are reported even without interest (epoll does), so a
+ * callback must act on them (usually: close) or the loop keeps calling it.
+ * Once mg_io_stop() returns, the callback is not called again for events
+ * already collected in the current iteration, so the caller may free io
+ * from then on (after the current callback returns). */
 void mg_io_init(struct mg_io *io, mg_io_cb cb, void *data);
 int mg_io_start(struct mg_loop *loop, struct mg_io *io, int fd, unsigned events);
 int mg_io_set(struct mg_loop *loop, struct mg_io *io, unsigned events);
 int mg_io_stop(struct mg_loop *loop, struct mg_io *io);
 
 /* Timers. One-shot; restart from the callback to repeat. mg_timer_start()
- * (re)arms the timer to fire ms from now; mg_timer_stop() disarms it (safe
- * when not armed). A timer may be stopped, restarted or its memory freed
- * from any callback, its own included, once it is stopped. */
+ * (re)arms the timer to fire ms from now (0 or -ENOMEM when the heap must
+ * grow); mg_timer_stop() disarms it (safe when not armed). A timer is
+ * disarmed when its callback runs. A timer may be stopped, restarted or its
+ * memory freed from any callback, its own included, once it is stopped.
+ * Timers due at the same millisecond fire in the order they were armed; a
+ * timer armed from a timer callback never fires in the same pass, even with
+ * ms 0 (it fires on the next iteration). */
 void mg_timer_init(struct mg_timer *t, mg_timer_cb cb, void *data);
 int mg_timer_start(struct mg_loop *loop, struct mg_timer *t, uint64_t ms);
 void mg_timer_stop(struct mg_loop *loop, struct mg_timer *t);
@@ -129,5 +142,23 @@ int mg_sock_port(int fd);
 /* Splits "HOST:PORT" / "[V6]:PORT" into host (NUL-terminated, in buf) and
  * port. 0 or -EINVAL. */
 int mg_split_hostport(const char *hostport, char *host, size_t hostlen, unsigned *port);
+
+/* Resolves "HOST:PORT" to one socket address (the first getaddrinfo gives;
+ * blocking: call it at configuration time, never per request). 0 or -errno;
+ * *err (when not NULL) gets a message for people. */
+struct sockaddr;
+struct sockaddr_storage;
+int mg_resolve_tcp(const char *hostport, struct sockaddr_storage *ss, unsigned *sslen,
+                   const char **err);
+/* Starts a non-blocking connect to sa: returns the fd (O_NONBLOCK|O_CLOEXEC,
+ * TCP_NODELAY set) with *in_progress 1 when the connect completes later
+ * (wait for MG_WRITE, then read SO_ERROR with mg_sock_error()), 0 when it
+ * already completed (loopback can). -errno on failure. */
+int mg_connect_tcp(const struct sockaddr *sa, unsigned salen, int *in_progress);
+/* The pending error of a socket (SO_ERROR) as -errno, 0 when none. */
+int mg_sock_error(int fd);
+/* Sets TCP_NODELAY: small writes (a streamed token) leave at once instead of
+ * waiting for the previous segment's ACK (Nagle). 0 or -errno. */
+int mg_sock_nodelay(int fd);
 
 #endif

@@ -71,6 +71,10 @@ static inline size_t mg_xprt_pending(struct mg_xprt *x)
 {
     return x->ops->pending ? x->ops->pending(x) : 0;
 }
+static inline int mg_xprt_shutdown(struct mg_xprt *x)
+{
+    return x->ops->shutdown ? x->ops->shutdown(x) : 0;
+}
 static inline void mg_xprt_close(struct mg_xprt *x)
 {
     if (x->ops)
