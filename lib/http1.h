@@ -105,14 +105,24 @@ struct mg_h1_parser {
     enum mg_h1_kind kind;
     struct mg_h1_limits limits;
     /* Responses: the request was HEAD (no body follows), set by the caller
-     * before parsing the response to it. */
+     * before parsing the response to it. mg_h1_parser_reset() keeps it (a
+     * 1xx and the final response answer the same request); set it again for
+     * every request. */
     unsigned request_was_head : 1;
-    /* Responses: the request was CONNECT. Unused by modelgate, rejected. */
+    /* Responses to CONNECT are not supported: modelgate never sends one. */
     /* Scan state, private. */
+    int state;           /* where the scan is: leading CRLFs, start line, fields, done, error */
     size_t scanned;      /* bytes already scanned for the end of the head */
     size_t line_start;   /* where the current line began */
-    unsigned lines;      /* lines seen so far */
-    int saw_cr;
+    unsigned lines;      /* field lines seen so far */
+    /* The start line, validated as soon as it ends (offsets into the head). */
+    uint32_t sl_start;   /* first byte of the start line (after leading CRLFs) */
+    uint32_t sl_len;     /* its length without CRLF */
+    uint32_t sl_target;  /* requests: target offset; responses: reason offset */
+    uint32_t sl_tlen;    /* requests: target length; responses: reason length */
+    uint32_t sl_mlen;    /* requests: method length */
+    int sl_status;       /* responses: the status code */
+    int sl_minor;
     struct mg_h1_error err;
 };
 
@@ -160,6 +170,8 @@ struct mg_h1_body {
     int state;              /* private */
     unsigned ext_bytes;     /* private */
     unsigned size_digits;   /* private */
+    unsigned ext_ws;        /* private: whitespace seen where only ";" may follow */
+    unsigned response;      /* private: a response body (errors are 502) */
     int done;               /* the body has ended (last chunk and trailers read) */
     struct mg_h1_error err;
 };
@@ -169,7 +181,7 @@ void mg_h1_body_init(struct mg_h1_body *b, const struct mg_h1_msg *msg,
                      const struct mg_h1_limits *limits);
 
 /* Consumes framing and body bytes from in[0..len).
- * Returns the number of input bytes consumed (>= 0), and sets *data/*data_len
+ * Returns the number of input bytes consumed (>= 0), and sets *data and *data_len
  * to at most one span of body bytes found in them (pointing into in; length 0
  * when the consumed bytes were only framing). Call again with the rest of the
  * input while it returns > 0 and b->done is 0. The return is < len when a
