@@ -283,8 +283,8 @@ static void conn_close(struct mg_httpc_conn *c)
         STAT_SUB(cl, c->ep, active, 1);
     mg_io_stop(cl->loop, &c->io);
     mg_timer_stop(cl->loop, &c->timer);
-    mg_xprt_close(&c->x);
     conn_set_state(c, CC_CLOSED);
+    mg_xprt_close(&c->x);
     conn_kick(c);
 }
 

@@ -127,7 +127,6 @@ struct mg_httpd_conn {
 
     struct mg_h1_parser parser;
     struct mg_h1_body framing;
-    struct mg_httpd_req req;
 
     unsigned nreq;               /* requests served on this connection */
     unsigned rejecting : 1;      /* accepted past max_conns: 503 and close */
@@ -145,6 +144,7 @@ struct mg_httpd_conn {
     uint64_t body_deadline;
     uint64_t write_deadline;
     uint64_t linger_deadline;
+    struct mg_httpd_req req;     /* last: its msg is not cleared on reuse */
 };
 
 struct mg_httpd {
@@ -349,6 +349,12 @@ static void conn_timer_cb(struct mg_loop *loop, struct mg_timer *t)
     struct mg_httpd_conn *c = t->data;
     struct mg_httpd *srv = c->srv;
     uint64_t now = mg_loop_now(loop);
+#ifdef MG_HTTPD_TRACE
+    fprintf(stderr, "httpd: conn fd %d timer: now %llu head %llu idle %llu body %llu write %llu linger %llu\n",
+            c->x.fd, (unsigned long long)now, (unsigned long long)c->head_deadline,
+            (unsigned long long)c->idle_deadline, (unsigned long long)c->body_deadline,
+            (unsigned long long)c->write_deadline, (unsigned long long)c->linger_deadline);
+#endif
     if (c->state == CS_CLOSED)
         return;
     if (c->linger_deadline && now >= c->linger_deadline) {
@@ -483,8 +489,8 @@ static void conn_close(struct mg_httpd_conn *c, enum mg_httpd_end reason)
     }
     mg_io_stop(loop, &c->io);
     mg_timer_stop(loop, &c->timer);
-    mg_xprt_close(&c->x);
     conn_set_state(c, CS_CLOSED);
+    mg_xprt_close(&c->x);
     conn_kick(c);
 }
 

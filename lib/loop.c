@@ -531,7 +531,8 @@ int mg_loop_run_once(struct mg_loop *loop, int timeout_ms)
 
 int mg_loop_run(struct mg_loop *loop)
 {
-    atomic_store(&loop->stop, 0);
+    /* A stop asked before the run started (another thread was quick) is
+     * kept: the run returns after one iteration. */
     while (!atomic_load(&loop->stop)) {
         int rc = mg_loop_run_once(loop, -1);
         if (rc < 0)
