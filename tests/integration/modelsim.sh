@@ -336,13 +336,27 @@ else
     skip "promtool check metrics" "promtool not installed (mk/deps.sh test installs prometheus)"
 fi
 
+# --- many streams --------------------------------------------------------------------
+
+start_sim m --itl-ms 200 --tokens 1000 || bail "modelsim m did not start"
+M=$sim_port
+res=$("$MG_TOOLS/ms-streams" --connect "127.0.0.1:$M" --streams 300 --hold-ms 500 --timeout-ms 20000 --pid "$(pid_of m)")
+check "300 concurrent streams all open and flowing ($res)" [ "$?" = 0 ]
+check_eq "ms-streams saw all 300 streams" "$(jget '[j.first_data, j.closed_early].join("|")' <<<"$res")" "300|0"
+for i in $(seq 50); do [ "$(metric "$M" 'vllm:num_requests_running{model_name="modelsim"}')" = 0 ] && break; sleep 0.1; done
+check_eq "their clients leaving ends all 300" "$(metric "$M" 'vllm:num_requests_running{model_name="modelsim"}')|$(metric "$M" 'vllm:request_success_total{model_name="modelsim",finished_reason="abort"}')" "0|300"
+
 # --- shutdown ------------------------------------------------------------------------
 
-apid=$(pid_of a)
-kill -TERM "$apid"
-for i in $(seq 50); do kill -0 "$apid" 2>/dev/null || break; sleep 0.1; done
-wait "$apid"
-check_eq "SIGTERM ends modelsim cleanly (exit 0, no sanitizer report)" "$?" 0
-check "no errors in its log" eval '! grep -q "ERROR\|Sanitizer\|runtime error" "$MG_TMP/a.log"'
+# Every instance, whatever it went through, ends cleanly on SIGTERM: exit 0
+# and (in the sanitizer build) no leak or error report.
+for name in a b t s q f w m; do
+    pid=$(pid_of "$name")
+    kill -TERM "$pid"
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    wait "$pid"
+    check_eq "SIGTERM ends modelsim $name cleanly" "$?" 0
+    check "modelsim $name logged no error or sanitizer report" eval '! grep -q "\"level\":\"error\"\|Sanitizer\|runtime error" "$MG_TMP/$name.log"'
+done
 
 finish
