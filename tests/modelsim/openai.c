@@ -9,7 +9,7 @@
  *   STALLED  failure injection: nothing more is ever sent
  *   FINISHED the reply is out or was cut; on_end recycles the struct
  *
- * Speed: the request JSON is parsed once with jansson; replies are written
+ * Speed: the request JSON is parsed once (reqparse.c); replies are written
  * straight into a per-worker scratch buffer from fixed pieces (no printf,
  * no JSON library), and request structs come from a per-worker free list.
  * Streams write one small chunk per token and stop emitting while the
@@ -17,10 +17,10 @@
  * holds at most one chunk beyond the server's high-water mark. */
 #include "tests/modelsim/modelsim.h"
 #include "tests/modelsim/req.h"
+#include "tests/modelsim/reqparse.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -581,124 +581,11 @@ void ms_req_admitted(struct ms_req *r)
 /* ------------------------------------------------------------------------ */
 /* Parsing and validation. */
 
-struct parsed {
-    const char *model;
-    int stream;
-    int include_usage;
-    long long max_tokens;    /* -1: not given */
-    uint32_t prompt_tokens;
-    uint64_t prompt_hash;
-};
-
 static int bad_request(struct ms_worker *w, struct mg_httpd_req *hreq, const char *param,
                        const char *msg)
 {
     ms_send_error(w, hreq, 400, "BadRequestError", param, NULL, "%s", msg);
     return -EINVAL;
-}
-
-/* Text of a message's content: a string, null, or an array of parts of
- * which the "text" ones count. */
-static int content_text(json_t *content, uint64_t *hash, size_t *bytes)
-{
-    if (json_is_null(content) || !content)
-        return 0;
-    if (json_is_string(content)) {
-        size_t n = json_string_length(content);
-        *hash = ms_hash(*hash, json_string_value(content), n);
-        *bytes += n;
-        return 0;
-    }
-    if (!json_is_array(content))
-        return -EINVAL;
-    size_t i;
-    json_t *part;
-    json_array_foreach(content, i, part) {
-        if (!json_is_object(part))
-            return -EINVAL;
-        json_t *text = json_object_get(part, "text");
-        if (json_is_string(text)) {
-            size_t n = json_string_length(text);
-            *hash = ms_hash(*hash, json_string_value(text), n);
-            *bytes += n;
-        }
-    }
-    return 0;
-}
-
-static int parse_chat(struct ms_worker *w, struct mg_httpd_req *hreq, json_t *root,
-                      struct parsed *p)
-{
-    json_t *msgs = json_object_get(root, "messages");
-    if (!msgs)
-        return bad_request(w, hreq, "messages", "messages: Field required");
-    if (!json_is_array(msgs) || json_array_size(msgs) == 0)
-        return bad_request(w, hreq, "messages", "messages: Input should be a non-empty list");
-    size_t i, bytes = 0, nmsg = json_array_size(msgs);
-    json_t *m;
-    uint64_t h = MS_HASH_INIT;
-    json_array_foreach(msgs, i, m) {
-        json_t *role = json_object_get(m, "role");
-        if (!json_is_object(m) || !json_is_string(role))
-            return bad_request(w, hreq, "messages",
-                               "messages: each message must be an object with a string role");
-        h = ms_hash(h, json_string_value(role), json_string_length(role));
-        h = ms_hash(h, "\n", 1);
-        if (content_text(json_object_get(m, "content"), &h, &bytes) < 0)
-            return bad_request(w, hreq, "messages",
-                               "messages: content must be a string, null or a list of parts");
-    }
-    /* A chat template adds a few tokens around every message. */
-    uint64_t t = (uint64_t)ms_tokens_for_bytes(bytes) + 4 * nmsg + 2;
-    p->prompt_tokens = t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
-    p->prompt_hash = h;
-    json_t *mct = json_object_get(root, "max_completion_tokens");
-    if (mct && !json_is_null(mct)) {
-        if (!json_is_integer(mct) || json_integer_value(mct) < 1)
-            return bad_request(w, hreq, "max_completion_tokens",
-                               "max_completion_tokens must be at least 1");
-        p->max_tokens = json_integer_value(mct);
-    }
-    return 0;
-}
-
-static int parse_completion(struct ms_worker *w, struct mg_httpd_req *hreq, json_t *root,
-                            struct parsed *p)
-{
-    json_t *prompt = json_object_get(root, "prompt");
-    uint64_t h = MS_HASH_INIT;
-    if (!prompt)
-        return bad_request(w, hreq, "prompt", "prompt: Field required");
-    /* One prompt only: a string, a list of one string, a list of token ids
-     * or a list of one list of token ids. */
-    if (json_is_array(prompt) && json_array_size(prompt) == 1 &&
-        (json_is_string(json_array_get(prompt, 0)) || json_is_array(json_array_get(prompt, 0))))
-        prompt = json_array_get(prompt, 0);
-    if (json_is_string(prompt)) {
-        size_t n = json_string_length(prompt);
-        p->prompt_hash = ms_hash(h, json_string_value(prompt), n);
-        p->prompt_tokens = ms_tokens_for_bytes(n);
-        if (p->prompt_tokens == 0)
-            p->prompt_tokens = 1;
-        return 0;
-    }
-    if (json_is_array(prompt) && json_array_size(prompt) > 0) {
-        size_t i;
-        json_t *id;
-        json_array_foreach(prompt, i, id) {
-            if (!json_is_integer(id) || json_integer_value(id) < 0)
-                return bad_request(w, hreq, "prompt",
-                                   "prompt: modelsim serves one prompt per request: a string "
-                                   "or a list of token ids");
-            json_int_t v = json_integer_value(id);
-            h = ms_hash(h, &v, sizeof v);
-        }
-        p->prompt_hash = h;
-        p->prompt_tokens = (uint32_t)json_array_size(prompt);
-        return 0;
-    }
-    return bad_request(w, hreq, "prompt",
-                       "prompt: expected a non-empty string or list of token ids");
 }
 
 static const struct ms_knobs *knobs_of(struct ms_worker *w)
@@ -733,7 +620,7 @@ static void send_context_error(struct ms_worker *w, struct mg_httpd_req *hreq,
 
 /* An error chosen by X-Return-Error or --error-rate. */
 static void send_injected(struct ms_worker *w, struct mg_httpd_req *hreq, int status,
-                          const struct parsed *p)
+                          const struct ms_parsed *p)
 {
     const struct ms_knobs *k = knobs_of(w);
     switch (status) {
@@ -791,75 +678,21 @@ static void handle_body(struct mg_httpd_req *hreq, const char *body, size_t n, i
     struct ms_worker *w = mg_httpd_req_data(hreq);
     mg_httpd_req_set_data(hreq, NULL);
     const struct ms_knobs *k = knobs_of(w);
-    struct parsed p = {.max_tokens = -1};
-    json_error_t jerr;
-    json_t *root = json_loadb(body, n, 0, &jerr);
-    if (!root) {
-        ms_send_error(w, hreq, 400, "BadRequestError", NULL, NULL,
-                      "Invalid JSON body at line %d column %d: %s", jerr.line, jerr.column,
-                      jerr.text);
+    struct ms_parsed p;
+    struct ms_parse_error perr;
+    if (ms_parse_request(body, n, chat, &p, &perr) < 0) {
+        bad_request(w, hreq, perr.param, perr.msg);
         return;
     }
-    if (!json_is_object(root)) {
-        bad_request(w, hreq, NULL, "The request body must be a JSON object");
-        goto out;
-    }
-    json_t *v = json_object_get(root, "model");
-    if (v && !json_is_null(v)) {
-        if (!json_is_string(v)) {
-            bad_request(w, hreq, "model", "model: Input should be a valid string");
-            goto out;
-        }
-        p.model = find_model(k, json_string_value(v));
-        if (!p.model) {
+    const char *model = k->models[0];
+    if (p.model_given) {
+        model = p.model_truncated ? NULL : find_model(k, p.model);
+        if (!model) {
             ms_send_error(w, hreq, 404, "NotFoundError", "model", "model_not_found",
-                          "The model `%.200s` does not exist.", json_string_value(v));
-            goto out;
+                          "The model `%.200s` does not exist.", p.model);
+            return;
         }
-    } else {
-        p.model = k->models[0];
     }
-    if ((chat ? parse_chat : parse_completion)(w, hreq, root, &p) < 0)
-        goto out;
-    v = json_object_get(root, "max_tokens");
-    if (v && !json_is_null(v)) {
-        if (!json_is_integer(v) || json_integer_value(v) < 1) {
-            bad_request(w, hreq, "max_tokens", "max_tokens must be at least 1");
-            goto out;
-        }
-        if (p.max_tokens < 0)
-            p.max_tokens = json_integer_value(v);
-    }
-    v = json_object_get(root, "stream");
-    if (v && !json_is_null(v)) {
-        if (!json_is_boolean(v)) {
-            bad_request(w, hreq, "stream", "stream: Input should be a valid boolean");
-            goto out;
-        }
-        p.stream = json_is_true(v);
-    }
-    v = json_object_get(root, "stream_options");
-    if (v && !json_is_null(v)) {
-        if (!p.stream) {
-            bad_request(w, hreq, "stream_options",
-                        "Stream options can only be defined when `stream=True`.");
-            goto out;
-        }
-        json_t *iu = json_object_get(v, "include_usage");
-        if (!json_is_object(v) || (iu && !json_is_null(iu) && !json_is_boolean(iu))) {
-            bad_request(w, hreq, "stream_options",
-                        "stream_options: include_usage must be a boolean");
-            goto out;
-        }
-        p.include_usage = json_is_true(iu);
-    }
-    v = json_object_get(root, "n");
-    if (v && !json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) == 1)) {
-        bad_request(w, hreq, "n", "n: modelsim generates exactly one choice (n must be 1)");
-        goto out;
-    }
-    json_decref(root);
-    root = NULL;
 
     /* vLLM refuses what does not fit the context before anything else. */
     if (p.max_tokens < 0 ? p.prompt_tokens >= k->max_model_len
@@ -913,12 +746,12 @@ static void handle_body(struct mg_httpd_req *hreq, const char *body, size_t n, i
     /* The reply is a function of the seed and the prompt only. */
     r->text_rng = k->seed ^ p.prompt_hash;
     r->time_rng = (k->seed ^ p.prompt_hash) + 0x632be59bd9b4e019ull;
-    size_t ml = strlen(p.model), vl = strlen(k->version);
-    memcpy(r->model_name, p.model, ml + 1);
+    size_t ml = strlen(model), vl = strlen(k->version);
+    memcpy(r->model_name, model, ml + 1);
     r->model_len = (unsigned)ml;
     memcpy(r->version, k->version, vl + 1);
     r->version_len = (unsigned)vl;
-    r->model = ms_model_stat_get(p.model);
+    r->model = ms_model_stat_get(model);
     make_id(w, r);
     mg_timer_init(&r->timer, timer_cb, r);
     mg_httpd_req_set_data(hreq, r);
@@ -929,9 +762,6 @@ static void handle_body(struct mg_httpd_req *hreq, const char *body, size_t n, i
         ms_req_admitted(r);
     else
         set_state(r, MS_RQ_WAITING);
-    return;
-out:
-    json_decref(root);
 }
 
 static void collected_chat(struct mg_httpd_req *hreq, const char *body, size_t n)
