@@ -421,7 +421,7 @@ int mg_log_writev(enum mg_log_level level, const char *msg, va_list ap)
         }
         }
     }
-done:
+done:;
     /* The reserve always holds the tail. */
     int truncated = w.full;
     w.cap = sizeof line;

@@ -362,6 +362,10 @@ static void resolve_plain(const char *s, size_t n, struct sval *v)
     static const char *const ninfs[] = {"-.inf", "-.Inf", "-.INF", NULL};
 
     v->kind = SV_STR;
+    /* Most scalars are names and text: only these first characters can
+     * start a null, boolean or number (go-yaml's resolve table). */
+    if (n && !strchr("yYnNtTfFoO~.+-0123456789", s[0]))
+        return;
     if (in_list(s, n, nulls)) {
         v->kind = SV_NULL;
     } else if (in_list(s, n, trues)) {

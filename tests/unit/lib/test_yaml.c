@@ -17,7 +17,8 @@ static const char *errs_text(const struct mg_json_errs *e)
         mg_buf_free(&b);
         return "(format failed)";
     }
-    memcpy(out, mg_buf_head(&b), b.len);
+    if (b.len)
+        memcpy(out, mg_buf_head(&b), b.len);
     out[b.len] = '\0';
     mg_buf_free(&b);
     return out;
