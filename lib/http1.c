@@ -362,6 +362,24 @@ static unsigned connection_flags(const char *v, size_t n)
     return f;
 }
 
+/* The first LF in [s, end), or NULL. Inline SSE2 rather than memchr: heads
+ * are lines of a few dozen bytes, where a call per line costs more than the
+ * search. */
+static inline const char *find_lf(const char *s, const char *end)
+{
+#if defined(__SSE2__)
+    const __m128i lf = _mm_set1_epi8('\n');
+    while (end - s >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)s);
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf));
+        if (m)
+            return s + __builtin_ctz(m);
+        s += 16;
+    }
+#endif
+    return memchr(s, '\n', (size_t)(end - s));
+}
+
 /* Scans a value from q to its end (the CR of the line), 16 bytes at a time
  * where the line is long enough: most head bytes are in values. */
 static inline const char *scan_value(const char *q, const char *lim)
@@ -405,8 +423,25 @@ static int parse_fields(struct mg_h1_parser *p, const char *s, size_t a, size_t 
 
     while (q < lim) {
         const char *name = q;
-        while (IS(*q, C_TOKEN))
-            q++;
+        /* Each byte is read only when the one before it was a token
+         * character, so never past the line's CR. */
+        for (;;) {
+            if (!IS(q[0], C_TOKEN))
+                break;
+            if (!IS(q[1], C_TOKEN)) {
+                q += 1;
+                break;
+            }
+            if (!IS(q[2], C_TOKEN)) {
+                q += 2;
+                break;
+            }
+            if (!IS(q[3], C_TOKEN)) {
+                q += 3;
+                break;
+            }
+            q += 4;
+        }
         if (*q != ':' || q == name) {
             size_t off = (size_t)(q - s);
             if (q == name && IS_WS(*q))
@@ -605,6 +640,8 @@ int mg_h1_parse_head(struct mg_h1_parser *p, const char *buf, size_t len,
     const size_t lim = len < max_head ? len : max_head;
     size_t i = p->scanned;
 
+    if (i > len)
+        return fail(p, 400, "head bytes removed between calls", len);
     if (p->state == SC_DONE)
         return finish_head(p, buf, p->line_start + 2, msg);
 
@@ -635,42 +672,72 @@ int mg_h1_parse_head(struct mg_h1_parser *p, const char *buf, size_t len,
                         i);
     }
 
-    while (i < lim) {
-        const char *nl = memchr(buf + i, '\n', lim - i);
+    if (p->state == SC_START) {
+        const char *nl = find_lf(buf + i, buf + lim);
         if (!nl) {
             i = lim;
-            break;
+            goto partial;
         }
         size_t e = (size_t)(nl - buf);
         size_t ls = p->line_start;
-        if (p->state == SC_START) {
-            if (e - ls > max_line + 1)
-                return fail(p, 414, "request line too long", ls);
-            if (e == ls || buf[e - 1] != '\r')
-                return fail(p, 400, "bare LF in the start line", e);
-            p->sl_start = (uint32_t)ls;
-            p->sl_len = (uint32_t)(e - 1 - ls);
-            int rc = p->kind == MG_H1_REQUEST ? parse_request_line(p, buf, ls, e - 1)
-                                              : parse_status_line(p, buf, ls, e - 1);
-            if (rc != 0)
-                return -1;
-            p->state = SC_FIELDS;
-        } else {
+        if (e - ls > max_line + 1)
+            return fail(p, 414, "request line too long", ls);
+        if (e == ls || buf[e - 1] != '\r')
+            return fail(p, 400, "bare LF in the start line", e);
+        p->sl_start = (uint32_t)ls;
+        p->sl_len = (uint32_t)(e - 1 - ls);
+        int rc = p->kind == MG_H1_REQUEST ? parse_request_line(p, buf, ls, e - 1)
+                                          : parse_status_line(p, buf, ls, e - 1);
+        if (rc != 0)
+            return -1;
+        p->state = SC_FIELDS;
+        i = e + 1;
+        p->line_start = i;
+    }
+
+    /* Field lines: every LF in a block of 16 bytes at once, from a bit mask. */
+    size_t ls = p->line_start;
+    unsigned lines = p->lines;
+    const unsigned max_headers = p->limits.max_headers;
+    while (i < lim) {
+        unsigned m = 0;
+        size_t span = lim - i;
+#if defined(__SSE2__)
+        if (span >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(buf + i));
+            m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+            span = 16;
+        } else
+#endif
+        {
+            if (span > 16)
+                span = 16;
+            for (size_t k = 0; k < span; k++)
+                if (buf[i + k] == '\n')
+                    m |= 1u << k;
+        }
+        while (m) {
+            size_t e = i + (size_t)__builtin_ctz(m);
+            m &= m - 1;
             if (buf[e - 1] != '\r' || e == ls)
                 return fail(p, 400, "bare LF in a field line", e);
             if (e - 1 == ls) {
                 p->scanned = e + 1;
                 p->line_start = ls;   /* the blank line: head_len = ls + 2 */
+                p->lines = lines;
                 if (finish_head(p, buf, e + 1, msg) < 0)
                     return -1;
                 return (int)(e + 1);
             }
-            if (++p->lines > p->limits.max_headers)
+            if (++lines > max_headers)
                 return fail(p, 431, "too many header fields", ls);
+            ls = e + 1;
         }
-        i = e + 1;
-        p->line_start = i;
+        i += span;
     }
+    p->line_start = ls;
+    p->lines = lines;
+partial:
     p->scanned = i;
     if (p->state == SC_START && i - p->line_start > max_line + 1)
         return fail(p, 414, "request line too long", p->line_start);
@@ -799,18 +866,57 @@ static long chunked_decode(struct mg_h1_body *b, const char *in, size_t len,
     const char *err = NULL;
     int status = 400;
     int st = b->state;
+    /* Locals, not the caller's pointers: stores through those would be
+     * reloaded on every byte, as they may alias *b. */
+    const char *dp = NULL;
+    size_t dn = 0;
 
     while (i < len) {
+        /* Fast path for the common framing: the CRLF after chunk data and a
+         * plain size line, when whole in the input. Anything else (split,
+         * extensions, long sizes, errors) takes the byte-level path below
+         * from the same position, with the same results. */
+        if (st == B_DATA_CR && len - i >= 2 && in[i] == '\r' && in[i + 1] == '\n') {
+            i += 2;
+            st = B_SIZE_FIRST;
+            continue;
+        }
+        if (st == B_SIZE_FIRST) {
+            size_t j = i;
+            uint64_t v = 0;
+            while (j < len && j - i < 15 && IS(in[j], C_HEX)) {
+                unsigned char h = (unsigned char)in[j];
+                v = v << 4 | (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
+                j++;
+            }
+            if (j > i && len - j >= 2 && in[j] == '\r' && in[j + 1] == '\n') {
+                b->size_digits = (unsigned)(j - i);
+                b->ext_bytes = 0;
+                b->remaining = v;
+                if (v == 0) {
+                    st = B_TR_LINE;
+                } else if (b->max_body && (v > b->max_body || b->total > b->max_body - v)) {
+                    i = j + 1;
+                    status = 413;
+                    err = "chunked body exceeds the body limit";
+                    goto bad;
+                } else {
+                    st = B_DATA;
+                }
+                i = j + 2;
+                continue;
+            }
+        }
         unsigned char c = (unsigned char)in[i];
         switch (st) {
         case B_DATA: {
-            if (*data_len)
+            if (dn)
                 goto out;
             size_t n = len - i;
             if ((uint64_t)n > b->remaining)
                 n = (size_t)b->remaining;
-            *data = in + i;
-            *data_len = n;
+            dp = in + i;
+            dn = n;
             b->remaining -= n;
             b->total += n;
             i += n;
@@ -1044,12 +1150,17 @@ static long chunked_decode(struct mg_h1_body *b, const char *in, size_t len,
     }
 out:
     b->state = st;
+    *data = dp;
+    *data_len = dn;
     return (long)i;
 bad:
     body_fail(b, status, err, i);
     /* A span already found is handed over; the error comes on the next call. */
-    if (*data_len)
+    if (dn) {
+        *data = dp;
+        *data_len = dn;
         return (long)i;
+    }
     return -1;
 }
 
@@ -1075,13 +1186,19 @@ long mg_h1_body_decode(struct mg_h1_body *b, const char *in, size_t len,
         *data_len = n;
         return (long)n;
     }
-    case MG_H1_BODY_EOF:
-        if (b->max_body && (uint64_t)len > b->max_body - b->total)
-            return body_fail(b, 413, "body exceeds the body limit", 0);
-        b->total += len;
-        *data = len ? in : NULL;
-        *data_len = len;
-        return (long)len;
+    case MG_H1_BODY_EOF: {
+        /* Up to the limit, then an error: the same bytes whatever the reads. */
+        size_t n = len;
+        if (b->max_body && (uint64_t)n > b->max_body - b->total) {
+            n = (size_t)(b->max_body - b->total);
+            if (n == 0)
+                return body_fail(b, 413, "body exceeds the body limit", 0);
+        }
+        b->total += n;
+        *data = n ? in : NULL;
+        *data_len = n;
+        return (long)n;
+    }
     case MG_H1_BODY_CHUNKED:
         return chunked_decode(b, in, len, data, data_len);
     default:

@@ -24,7 +24,9 @@
  * control characters in values, invalid token characters in names and
  * methods, NUL anywhere in the head, a missing or repeated Host in HTTP/1.1
  * requests, HTTP versions other than 1.0/1.1 (505). Limits give 414 (request
- * line), 431 (head bytes, header count), 413 (body). */
+ * line), 431 (head bytes, header count), 413 (body). Every error in a
+ * response (head or body) has status 502: the upstream is at fault.
+ * docs/internals/http1.md has the full table. */
 #ifndef MG_HTTP1_H
 #define MG_HTTP1_H
 
@@ -41,13 +43,14 @@ enum mg_h1_kind {
     MG_H1_RESPONSE,
 };
 
+/* A zero field (other than max_body) means its default. */
 struct mg_h1_limits {
     size_t max_request_line;  /* bytes in the request line (414), default 8 KiB */
     size_t max_head;          /* bytes of the whole head (431), default 32 KiB */
     unsigned max_headers;     /* header fields (431), default 100, <= MG_H1_MAX_HEADERS */
     uint64_t max_body;        /* body bytes (413); 0: no limit */
     size_t max_chunk_ext;     /* bytes of chunk extensions per chunk (400), default 256 */
-    size_t max_trailer;       /* bytes of the trailer section (431 / 400), default 8 KiB */
+    size_t max_trailer;       /* bytes of the trailer section (431), default 8 KiB */
 };
 
 /* Defaults as above. */
@@ -126,8 +129,10 @@ struct mg_h1_parser {
     struct mg_h1_error err;
 };
 
-/* Prepares a parser for the first message on a connection, or for the next
- * one (also after an error: the caller should then close). */
+/* Prepares a parser for the first message on a connection (limits NULL: the
+ * defaults), or, with reset, for the next one; reset keeps kind, limits and
+ * request_was_head. After an error the parser keeps failing until reset; the
+ * caller should close the connection instead. */
 void mg_h1_parser_init(struct mg_h1_parser *p, enum mg_h1_kind kind,
                        const struct mg_h1_limits *limits);
 void mg_h1_parser_reset(struct mg_h1_parser *p);
@@ -141,11 +146,16 @@ void mg_h1_parser_reset(struct mg_h1_parser *p);
  *   > 0  the head is complete: msg is filled, the value is msg->head_len,
  *        and the body (if any) starts at buf + head_len;
  *     0  need more bytes (call again with the same bytes plus the new ones);
- *   < 0  the head is invalid: p->err says why and with which status. The
+ *    -1  the head is invalid: p->err says why and with which status. The
  *        connection cannot be trusted any more and must be closed after
  *        answering.
+ * Limits and bare LF are enforced while the head arrives, and the start line
+ * is validated as soon as it ends (414, 505, a non-HTTP first byte are
+ * refused at once); field lines are validated once the head is complete.
+ * The result never depends on how the bytes were split across calls.
  * A response parser returns 1xx heads as complete messages too (framing
- * NONE); the caller parses again for the final response. */
+ * NONE); the caller resets and parses again for the final response.
+ * CONNECT requests are refused with 501. */
 int mg_h1_parse_head(struct mg_h1_parser *p, const char *buf, size_t len,
                      struct mg_h1_msg *msg);
 
@@ -176,25 +186,34 @@ struct mg_h1_body {
     struct mg_h1_error err;
 };
 
-/* Prepares to frame the body of msg under the parser's limits. */
+/* Prepares to frame the body of msg under limits (NULL: the defaults); give
+ * the parser's limits. A response's errors get status 502. */
 void mg_h1_body_init(struct mg_h1_body *b, const struct mg_h1_msg *msg,
                      const struct mg_h1_limits *limits);
 
-/* Consumes framing and body bytes from in[0..len).
- * Returns the number of input bytes consumed (>= 0), and sets *data and *data_len
- * to at most one span of body bytes found in them (pointing into in; length 0
- * when the consumed bytes were only framing). Call again with the rest of the
- * input while it returns > 0 and b->done is 0. The return is < len when a
- * data span ended (call again) or the body ended (b->done) with bytes of the
- * next message left over. For MG_H1_BODY_EOF the body ends when the caller
- * sees end of stream: call mg_h1_body_eof().
- * Returns < 0 on invalid framing; b->err says why (400, or 413 past max_body).
- */
+/* Consumes framing and body bytes from in[0..len); keeps its own state, so
+ * in never has to hold more than the bytes not consumed yet.
+ * Returns the number of input bytes consumed (>= 0), and sets *data and
+ * *data_len to at most one span of body bytes found in them (pointing into
+ * in; NULL and 0 when the consumed bytes were only framing). After a span it
+ * also consumes the framing that follows, up to the next chunk's data or the
+ * end of the body. Call again with the rest of the input while b->done is 0;
+ * it returns 0 only for empty input or a finished body. The return is < len
+ * when a span ended before the input did, or when the body ended (b->done)
+ * with bytes of the next message left over. Chunk extensions and trailer
+ * fields are validated and dropped. For MG_H1_BODY_EOF the body ends when
+ * the caller sees end of stream: call mg_h1_body_eof().
+ * Returns -1 on invalid framing; b->err says why (400, 413 past max_body, 431
+ * for a trailer section past max_trailer; 502 for every response error).
+ * When the error comes after a span in the same input, that call returns
+ * the span and the next call returns -1, so a span is never lost and the
+ * bytes delivered never depend on how the input was split. */
 long mg_h1_body_decode(struct mg_h1_body *b, const char *in, size_t len,
                        const char **data, size_t *data_len);
 
 /* The peer closed the connection. Returns 0 when that ends the body
- * properly (EOF framing, or already done), -1 when the body was cut short. */
+ * properly (EOF framing, or already done), -1 when the body was cut short
+ * (b->err: 400, or 502 for a response). */
 int mg_h1_body_eof(struct mg_h1_body *b);
 
 /* ------------------------------------------------------------------------ */

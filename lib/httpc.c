@@ -16,6 +16,7 @@
  * callback that closed them. */
 #define _GNU_SOURCE
 #include "httpc.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -156,12 +157,8 @@ void mg_httpc_config_default(struct mg_httpc_config *cfg)
 
 static void conn_set_state(struct mg_httpc_conn *c, enum conn_state s)
 {
-#ifdef MG_HTTPC_TRACE
-    fprintf(stderr, "httpc: %s fd %d: %s -> %s\n", c->ep->name, c->x.fd, state_names[c->state],
-            state_names[s]);
-#else
-    (void)state_names;
-#endif
+    mg_log(MG_LOG_DEBUG, "httpc connection state", "endpoint", MG_S(c->ep->name),
+           "fd", MG_I(c->x.fd), "from", MG_S(state_names[c->state]), "to", MG_S(state_names[s]));
     c->state = s;
 }
 

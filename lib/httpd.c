@@ -24,11 +24,13 @@
  * current response has left. */
 #define _GNU_SOURCE
 #include "httpd.h"
+#include "log.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,6 +104,7 @@ struct mg_httpd_req {
     unsigned chunked : 1;        /* response is chunked */
     unsigned head_only : 1;      /* response to HEAD: no body bytes */
     unsigned until_close : 1;    /* response framed by closing the connection */
+    unsigned has_length : 1;     /* the response declared a Content-Length */
     unsigned want_writable : 1;
     unsigned active : 1;         /* a request is with the handler */
     enum resp_state rstate;
@@ -200,12 +203,10 @@ void mg_httpd_config_default(struct mg_httpd_config *cfg)
 
 static void conn_set_state(struct mg_httpd_conn *c, enum conn_state s)
 {
-#ifdef MG_HTTPD_TRACE
-    fprintf(stderr, "httpd: conn fd %d: %s -> %s\n", c->x.fd, state_names[c->state],
-            state_names[s]);
-#else
-    (void)state_names;
-#endif
+    /* Debug level: one relaxed load and a branch when it is off. */
+    mg_log(MG_LOG_DEBUG, "httpd connection state", "fd", MG_I(c->x.fd),
+           "from", MG_S(state_names[c->state]), "to", MG_S(state_names[s]),
+           "requests", MG_U(c->nreq));
     c->state = s;
 }
 
@@ -349,12 +350,6 @@ static void conn_timer_cb(struct mg_loop *loop, struct mg_timer *t)
     struct mg_httpd_conn *c = t->data;
     struct mg_httpd *srv = c->srv;
     uint64_t now = mg_loop_now(loop);
-#ifdef MG_HTTPD_TRACE
-    fprintf(stderr, "httpd: conn fd %d timer: now %llu head %llu idle %llu body %llu write %llu linger %llu\n",
-            c->x.fd, (unsigned long long)now, (unsigned long long)c->head_deadline,
-            (unsigned long long)c->idle_deadline, (unsigned long long)c->body_deadline,
-            (unsigned long long)c->write_deadline, (unsigned long long)c->linger_deadline);
-#endif
     if (c->state == CS_CLOSED)
         return;
     if (c->linger_deadline && now >= c->linger_deadline) {
@@ -688,6 +683,7 @@ static void request_finish(struct mg_httpd_conn *c)
     if (!r->body_done) {
         if (c->srv->cfg.body_timeout_ms)
             c->body_deadline = mg_loop_now(c->srv->loop) + c->srv->cfg.body_timeout_ms;
+        c->head_len = 0;   /* the head is no longer needed in place */
         conn_set_state(c, CS_DISCARD);
         return;
     }
@@ -1085,6 +1081,10 @@ static void listener_cb(struct mg_loop *loop, struct mg_io *io, unsigned events)
     for (int i = 0; i < ACCEPT_BATCH; i++) {
         int rejecting = srv->nconns >= srv->cfg.max_conns;
         if (rejecting && srv->nreject >= srv->reject_max) {
+            if (!srv->accept_paused)
+                mg_log(MG_LOG_WARN, "httpd: connection limit and rejection slots full, "
+                       "pausing accepts until connections close",
+                       "listen", MG_S(srv->cfg.listen), "max_conns", MG_U(srv->cfg.max_conns));
             listener_pause(srv, 1);
             return;
         }
@@ -1093,7 +1093,11 @@ static void listener_cb(struct mg_loop *loop, struct mg_io *io, unsigned events)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Out of descriptors: retrying now would spin. */
+                /* Out of descriptors: retrying now would spin. At most one
+                 * line per pause, so at most ten a second. */
+                mg_log(MG_LOG_WARN, "httpd: accept failed, pausing accepts",
+                       "listen", MG_S(srv->cfg.listen), "error", MG_ERRNO(errno),
+                       "pause_ms", MG_I(ACCEPT_RETRY_MS), "open", MG_U(srv->nconns + srv->nreject));
                 listener_pause(srv, 2);
                 mg_timer_start(loop, &srv->accept_timer, ACCEPT_RETRY_MS);
             }
@@ -1379,11 +1383,15 @@ static int format_head(struct mg_httpd_conn *c, int status, const struct mg_h1_h
     struct mg_buf *b = &c->srv->scratch;
     int rc;
     mg_buf_reset(b);
+    int has_date = 0;
     for (unsigned i = 0; i < nhdrs; i++) {
         const struct mg_h1_header *h = &hdrs[i];
         if (h->name_len == 10 && strncasecmp(h->name, "connection", 10) == 0 &&
             mg_h1_list_has(h->value, h->value_len, "close"))
             c->close_after = 1;
+        /* A proxied response keeps its origin's Date (one Date only). */
+        if (h->name_len == 4 && strncasecmp(h->name, "date", 4) == 0)
+            has_date = 1;
     }
     if (length < 0) {
         if (r->msg.minor == 1)
@@ -1401,7 +1409,8 @@ static int format_head(struct mg_httpd_conn *c, int status, const struct mg_h1_h
     int keep = conn_keep_alive(c) && !r->until_close;
     if ((rc = mg_h1_put_status(b, status, NULL)) < 0)
         return rc;
-    put_date(c->srv, b);
+    if (!has_date)
+        put_date(c->srv, b);
     for (unsigned i = 0; i < nhdrs; i++) {
         if (is_hop_header(&hdrs[i]))
             continue;
@@ -1479,6 +1488,7 @@ int mg_httpd_start(struct mg_httpd_req *req, int status, const struct mg_h1_head
     if (b->len + c->out.len > c->srv->cfg.max_output)
         return -ENOBUFS;
     req->remaining = length >= 0 ? (uint64_t)length : 0;
+    req->has_length = length >= 0;
     if (bodyless)
         req->head_only = 1;
     struct iovec iov = {.iov_base = mg_buf_head(b), .iov_len = b->len};
@@ -1499,7 +1509,7 @@ int mg_httpd_write(struct mg_httpd_req *req, const void *p, size_t n)
         return -ENOTCONN;
     if (req->rstate != RS_STREAM)
         return -EINVAL;
-    if (!req->chunked && !req->until_close) {
+    if (req->has_length) {
         if (n > req->remaining)
             return -EINVAL;
         req->remaining -= n;
@@ -1519,7 +1529,7 @@ int mg_httpd_write(struct mg_httpd_req *req, const void *p, size_t n)
     if (req->chunked)
         iov[cnt++] = (struct iovec){.iov_base = "\r\n", .iov_len = 2};
     if (c->out.len + total > c->srv->cfg.max_output) {
-        if (!req->chunked && !req->until_close)
+        if (req->has_length)
             req->remaining += n;
         return -ENOBUFS;
     }
@@ -1544,7 +1554,7 @@ int mg_httpd_end(struct mg_httpd_req *req)
         return -ENOTCONN;
     if (req->rstate != RS_STREAM)
         return -EINVAL;
-    if (!req->chunked && !req->until_close && req->remaining > 0 && !req->head_only)
+    if (req->has_length && req->remaining > 0 && !req->head_only)
         return -EINVAL;
     req->rstate = RS_ENDED;
     if (req->chunked) {

@@ -261,6 +261,8 @@ start proxy --upstream "127.0.0.1:$port" --upstream-max-idle 4 || bail "proxy di
 pport=$started_port
 P=http://127.0.0.1:$pport
 check_eq "proxy forwards a GET" "$(curl -s --max-time 5 "$P/proxy/hello")" "hello"
+check_eq "a proxied response carries one Date header (the origin's)" \
+    "$(curl -s -D - -o /dev/null --max-time 5 "$P/proxy/hello" | grep -ci '^date:')" "1"
 created0=$(counter "$pport" created)
 urls=()
 for i in $(seq 200); do urls+=("$P/proxy/status?code=204"); done

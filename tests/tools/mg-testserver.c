@@ -402,6 +402,17 @@ struct proxy {
     struct mg_h1_header hdrs[MG_H1_MAX_HEADERS];
 };
 
+/* The client side failed first (it left, or its response cannot be
+ * written): stop the upstream work too. */
+static void proxy_cancel_upstream(struct proxy *p)
+{
+    if (!p->up_active)
+        return;
+    mg_httpc_cancel(&p->up);
+    p->up_active = 0;
+    __atomic_fetch_add(&upstream_cancels, 1, __ATOMIC_RELAXED);
+}
+
 static void up_writable(struct mg_httpc_req *up)
 {
     struct proxy *p = up->data;
@@ -425,8 +436,7 @@ static void up_head(struct mg_httpc_req *up, const struct mg_h1_msg *m)
     int64_t len = m->framing == MG_H1_BODY_LENGTH ? (int64_t)m->content_length
                   : m->framing == MG_H1_BODY_NONE ? 0 : -1;
     if (mg_httpd_start(p->down, m->status, m->headers, m->nheaders, len) < 0) {
-        mg_httpc_cancel(up);
-        p->up_active = 0;
+        proxy_cancel_upstream(p);
         mg_httpd_abort(p->down);
     }
 }
@@ -438,8 +448,7 @@ static void up_body(struct mg_httpc_req *up, const char *d, size_t n)
     if (rc == 1)
         mg_httpc_pause(up);
     else if (rc < 0) {
-        mg_httpc_cancel(up);
-        p->up_active = 0;
+        proxy_cancel_upstream(p);   /* the client is gone: on_end follows */
         mg_httpd_abort(p->down);
     }
 }
@@ -454,6 +463,7 @@ static void down_writable(struct mg_httpd_req *req)
 static void up_done(struct mg_httpc_req *up)
 {
     struct proxy *p = up->data;
+
     p->up_active = 0;
     mg_httpd_end(p->down);
 }
@@ -474,11 +484,7 @@ static void up_error(struct mg_httpc_req *up, enum mg_httpc_error kind, int err)
 static void down_end(struct mg_httpd_req *req, enum mg_httpd_end reason)
 {
     struct proxy *p = mg_httpd_req_data(req);
-    if (p->up_active) {
-        /* The client went away first: stop the upstream work too. */
-        mg_httpc_cancel(&p->up);
-        __atomic_fetch_add(&upstream_cancels, 1, __ATOMIC_RELAXED);
-    }
+    proxy_cancel_upstream(p);
     free(p->target);
     free(p);
 }

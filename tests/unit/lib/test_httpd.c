@@ -1,0 +1,355 @@
+/* Unit tests for lib/httpd.c, in one process on one loop, with raw client
+ * sockets: the response API's errors, on_end reasons (done, client gone,
+ * half-close), HEAD and HTTP/1.0 framing, pipelining with asynchronous
+ * handlers, 413 before 100-continue, and accept() running out of file
+ * descriptors without spinning. */
+#define _GNU_SOURCE
+#include "lib/httpd.h"
+#include "lib/loop.h"
+#include "tests/unit/test.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct mg_loop *loop;
+static struct mg_httpd *srv;
+
+/* What the handler saw, in order. */
+static char events[256];
+static size_t nevents;
+static enum mg_httpd_end last_end = (enum mg_httpd_end)-1;
+static int api_results[8];
+
+static void ev(char c)
+{
+    if (nevents + 1 < sizeof events)
+        events[nevents++] = c;
+    events[nevents] = '\0';
+}
+
+static void on_end(struct mg_httpd_req *req, enum mg_httpd_end reason)
+{
+    last_end = reason;
+    ev('E');
+    struct mg_timer *t = mg_httpd_req_data(req);
+    if (t) {
+        mg_timer_stop(loop, t);
+        free(t);
+    }
+}
+
+static void delayed_cb(struct mg_loop *l, struct mg_timer *t)
+{
+    struct mg_httpd_req *req = t->data;
+    ev('R');
+    mg_httpd_respond(req, 200, NULL, 0, "late", 4);
+}
+
+static void on_request(struct mg_httpd_req *req, void *data)
+{
+    const struct mg_h1_msg *m = mg_httpd_req_msg(req);
+    mg_httpd_on_end(req, on_end);
+#define IS(p) (m->target_len == strlen(p) && memcmp(m->target, p, strlen(p)) == 0)
+    if (IS("/api")) {
+        ev('a');
+        api_results[0] = mg_httpd_write(req, "x", 1);            /* not started */
+        api_results[1] = mg_httpd_start(req, 200, NULL, 0, 3);
+        api_results[2] = mg_httpd_write(req, "abcd", 4);         /* past the length */
+        api_results[3] = mg_httpd_end(req);                      /* short */
+        api_results[4] = mg_httpd_respond(req, 200, NULL, 0, NULL, 0);
+        api_results[5] = mg_httpd_write(req, "abc", 3);
+        api_results[6] = mg_httpd_end(req);
+        api_results[7] = mg_httpd_started(req);
+    } else if (IS("/delay")) {
+        ev('d');
+        struct mg_timer *t = malloc(sizeof *t);
+        mg_timer_init(t, delayed_cb, req);
+        mg_httpd_req_set_data(req, t);
+        mg_timer_start(loop, t, 100);
+    } else if (IS("/stream")) {
+        ev('s');
+        struct mg_h1_header h[] = {MG_HTTPD_HDR("X-Test", "1")};
+        mg_httpd_start(req, 200, h, 1, -1);
+        CHECK_EQ_INT(mg_httpd_write(req, "chunk-one", 9), 0);
+        mg_httpd_end(req);
+    } else if (IS("/collect")) {
+        ev('c');
+        mg_httpd_collect_body(req, 10, NULL);
+    } else {
+        ev('i');
+        mg_httpd_respond(req, 200, NULL, 0, "now", 3);
+    }
+#undef IS
+}
+
+static void start(int half_close_aborts)
+{
+    struct mg_httpd_config cfg;
+    mg_httpd_config_default(&cfg);
+    cfg.listen = "127.0.0.1:0";
+    cfg.reuseport = 0;
+    cfg.on_request = on_request;
+    cfg.half_close_aborts = half_close_aborts;
+    const char *err;
+    if (mg_httpd_new(loop, &cfg, &srv, &err) < 0) {
+        printf("# %s\n", err);
+        exit(1);
+    }
+    nevents = 0;
+    events[0] = '\0';
+    last_end = (enum mg_httpd_end)-1;
+}
+
+static int client(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)mg_httpd_port(srv)),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&sin, sizeof sin) == -1)
+        exit(1);
+    return fd;
+}
+
+static void say(int fd, const char *s)
+{
+    if (send(fd, s, strlen(s), MSG_NOSIGNAL) != (ssize_t)strlen(s))
+        exit(1);
+}
+
+/* Runs the loop and collects what fd receives until want appears count
+ * times, the peer closes (returns 1 then), or ms pass. */
+static int collect(int fd, char *buf, size_t cap, const char *want, int count, int ms)
+{
+    size_t len = strlen(buf);
+    uint64_t end = mg_now_ns() / 1000000u + (uint64_t)ms;
+    while (mg_now_ns() / 1000000u < end) {
+        mg_loop_run_once(loop, 5);
+        ssize_t n = recv(fd, buf + len, cap - len - 1, MSG_DONTWAIT);
+        if (n == 0)
+            return 1;
+        if (n > 0) {
+            len += (size_t)n;
+            buf[len] = '\0';
+        }
+        if (want) {
+            int c = 0;
+            for (const char *p = buf; (p = strstr(p, want)) != NULL; p++)
+                c++;
+            if (c >= count)
+                return 0;
+        }
+    }
+    return 0;
+}
+
+static void t_response_api_errors(void)
+{
+    start(1);
+    int fd = client();
+    say(fd, "GET /api HTTP/1.1\r\nHost: t\r\n\r\n");
+    char buf[4096] = "";
+    collect(fd, buf, sizeof buf, "abc", 1, 1000);
+    CHECK_EQ_INT(api_results[0], -EINVAL);
+    CHECK_EQ_INT(api_results[1], 0);
+    CHECK_EQ_INT(api_results[2], -EINVAL);
+    CHECK_EQ_INT(api_results[3], -EINVAL);
+    CHECK_EQ_INT(api_results[4], -EALREADY);
+    CHECK_EQ_INT(api_results[5], 0);
+    CHECK_EQ_INT(api_results[6], 0);
+    CHECK_EQ_INT(api_results[7], 1);
+    CHECK(strstr(buf, "Content-Length: 3\r\n") != NULL);
+    CHECK(strstr(buf, "\r\n\r\nabc") != NULL);
+    for (int i = 0; i < 5 && last_end != MG_HTTPD_END_OK; i++)
+        mg_loop_run_once(loop, 10);
+    CHECK_EQ_INT(last_end, MG_HTTPD_END_OK);
+    close(fd);
+    mg_httpd_free(srv);
+}
+
+static void t_pipelined_async_in_order(void)
+{
+    start(1);
+    int fd = client();
+    /* The second request is not given to the handler until the first
+     * (answered 100 ms later) has been answered. */
+    say(fd, "GET /delay HTTP/1.1\r\nHost: t\r\n\r\nGET /now HTTP/1.1\r\nHost: t\r\n\r\n");
+    char buf[4096] = "";
+    collect(fd, buf, sizeof buf, "HTTP/1.1 200", 2, 2000);
+    CHECK_EQ_STR(events, "dREiE");
+    char *late = strstr(buf, "late"), *now = strstr(buf, "now");
+    CHECK(late && now && late < now);
+    close(fd);
+    mg_httpd_free(srv);
+}
+
+static void t_client_gone_and_half_close(void)
+{
+    /* The client closes while its response is pending: CLIENT_GONE. */
+    start(1);
+    int fd = client();
+    say(fd, "GET /delay HTTP/1.1\r\nHost: t\r\n\r\n");
+    for (int i = 0; i < 10 && nevents == 0; i++)
+        mg_loop_run_once(loop, 10);
+    close(fd);
+    for (int i = 0; i < 20 && last_end == (enum mg_httpd_end)-1; i++)
+        mg_loop_run_once(loop, 10);
+    CHECK_EQ_INT(last_end, MG_HTTPD_END_CLIENT_GONE);
+    CHECK_EQ_STR(events, "dE");   /* the timer was stopped by on_end: no R */
+    for (int i = 0; i < 15; i++)
+        mg_loop_run_once(loop, 10);
+    CHECK_EQ_STR(events, "dE");
+
+    /* Half-close (FIN after the request): by default the same. */
+    nevents = 0;
+    last_end = (enum mg_httpd_end)-1;
+    fd = client();
+    say(fd, "GET /delay HTTP/1.1\r\nHost: t\r\n\r\n");
+    shutdown(fd, SHUT_WR);
+    char buf[4096] = "";
+    int closed = collect(fd, buf, sizeof buf, NULL, 0, 500);
+    CHECK_EQ_INT(last_end, MG_HTTPD_END_CLIENT_GONE);
+    CHECK_EQ_INT(closed, 1);
+    CHECK(strstr(buf, "late") == NULL);
+    close(fd);
+    mg_httpd_free(srv);
+
+    /* With half_close_aborts off the response still comes, then a close. */
+    start(0);
+    fd = client();
+    say(fd, "GET /delay HTTP/1.1\r\nHost: t\r\n\r\n");
+    shutdown(fd, SHUT_WR);
+    buf[0] = '\0';
+    closed = collect(fd, buf, sizeof buf, NULL, 0, 1000);
+    CHECK_EQ_INT(closed, 1);
+    CHECK(strstr(buf, "late") != NULL);
+    CHECK(strstr(buf, "Connection: close") != NULL);
+    CHECK_EQ_INT(last_end, MG_HTTPD_END_OK);
+    close(fd);
+    mg_httpd_free(srv);
+}
+
+static void t_head_and_http10_framing(void)
+{
+    start(1);
+    int fd = client();
+    /* HEAD of a chunked stream: the head says chunked, no chunk follows,
+     * and the next response comes right after. */
+    say(fd, "HEAD /stream HTTP/1.1\r\nHost: t\r\n\r\nGET /now HTTP/1.1\r\nHost: t\r\n\r\n");
+    char buf[4096] = "";
+    collect(fd, buf, sizeof buf, "now", 1, 1000);
+    CHECK(strstr(buf, "Transfer-Encoding: chunked\r\n") != NULL);
+    CHECK(strstr(buf, "X-Test: 1\r\n") != NULL);
+    CHECK(strstr(buf, "chunk-one") == NULL);
+    char *second = strstr(buf, "\r\n\r\nHTTP/1.1 200");
+    CHECK(second != NULL);
+    close(fd);
+
+    /* HTTP/1.0: a streamed response is delimited by the close. */
+    fd = client();
+    say(fd, "GET /stream HTTP/1.0\r\n\r\n");
+    buf[0] = '\0';
+    int closed = collect(fd, buf, sizeof buf, NULL, 0, 1000);
+    CHECK_EQ_INT(closed, 1);
+    CHECK(strstr(buf, "Transfer-Encoding") == NULL);
+    CHECK(strstr(buf, "Connection: close\r\n") != NULL);
+    CHECK(strstr(buf, "\r\n\r\nchunk-one") != NULL);
+    close(fd);
+
+    /* HTTP/1.0 keep-alive is answered in kind. */
+    fd = client();
+    say(fd, "GET /now HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    buf[0] = '\0';
+    collect(fd, buf, sizeof buf, "now", 1, 1000);
+    CHECK(strstr(buf, "Connection: keep-alive\r\n") != NULL);
+    CHECK(strstr(buf, "Content-Length: 3\r\n") != NULL);
+    close(fd);
+    mg_httpd_free(srv);
+}
+
+static void t_collect_refuses_before_continue(void)
+{
+    start(1);
+    int fd = client();
+    say(fd, "POST /collect HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\nExpect: 100-continue\r\n\r\n");
+    char buf[4096] = "";
+    int closed = collect(fd, buf, sizeof buf, NULL, 0, 1000);
+    CHECK_EQ_INT(closed, 1);
+    CHECK(strncmp(buf, "HTTP/1.1 413", 12) == 0);
+    CHECK(strstr(buf, "100 Continue") == NULL);
+    CHECK_EQ_INT(last_end, MG_HTTPD_END_BAD_BODY);
+    close(fd);
+    mg_httpd_free(srv);
+}
+
+static void t_emfile_does_not_spin(void)
+{
+    start(1);
+    int port = mg_httpd_port(srv);
+    /* Clients in a child process, so the fd limit below is ours alone. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fds[5];
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        for (int i = 0; i < 5; i++) {
+            fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+            if (connect(fds[i], (struct sockaddr *)&sin, sizeof sin) == -1)
+                _exit(1);
+        }
+        sleep(5);
+        _exit(0);
+    }
+    REQUIRE(pid > 0);
+    struct rlimit old, low;
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    /* No descriptor left for accept(). */
+    int probe = dup(0);
+    low = old;
+    low.rlim_cur = (rlim_t)probe;
+    close(probe);
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
+    int iterations = 0;
+    uint64_t end = mg_now_ns() / 1000000u + 500;
+    while (mg_now_ns() / 1000000u < end) {
+        mg_loop_run_once(loop, 50);
+        iterations++;
+    }
+    struct mg_httpd_stats st;
+    mg_httpd_get_stats(srv, &st);
+    printf("# 500 ms at EMFILE: %d loop iterations, %llu pauses\n", iterations,
+           (unsigned long long)st.accept_paused);
+    CHECK(iterations < 100);
+    CHECK(st.accept_paused >= 1);
+    CHECK_EQ_INT(st.accepted, 0);
+    /* Descriptors again: the waiting connections are accepted. */
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    end = mg_now_ns() / 1000000u + 2000;
+    while (st.accepted < 5 && mg_now_ns() / 1000000u < end) {
+        mg_loop_run_once(loop, 20);
+        mg_httpd_get_stats(srv, &st);
+    }
+    CHECK_EQ_INT(st.accepted, 5);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    mg_httpd_free(srv);
+}
+
+int main(void)
+{
+    if (mg_loop_new(&loop) < 0)
+        return 1;
+    RUN(t_response_api_errors);
+    RUN(t_pipelined_async_in_order);
+    RUN(t_client_gone_and_half_close);
+    RUN(t_head_and_http10_framing);
+    RUN(t_collect_refuses_before_continue);
+    RUN(t_emfile_does_not_spin);
+    mg_loop_run_once(loop, 0);
+    mg_loop_free(loop);
+    return test_done();
+}
