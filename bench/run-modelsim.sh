@@ -7,7 +7,9 @@
 #   - modelsim (no delays) answers POST /v1/chat/completions, parsing the
 #     request JSON and building the reply each time;
 #   - wrk, keep-alive, the same threads, connections, duration and POST body
-#     (a Lua script) against each, alternating, best of BENCH_ROUNDS.
+#     (a Lua script) against each, back to back, BENCH_ROUNDS rounds; the
+#     ratio is the median of the rounds' ratios (each round's pair ran under
+#     the same conditions on a machine that may be shared).
 # Then the memory cost of streams: modelsim's RSS with 2000 open streams
 # (tests/tools/ms-streams holds them open, slow inter-token latency).
 #
@@ -21,7 +23,7 @@ cd "$(dirname "$0")/.."
 top=$PWD
 
 secs=${BENCH_SECONDS:-10}
-rounds=${BENCH_ROUNDS:-2}
+rounds=${BENCH_ROUNDS:-3}
 conns=${BENCH_CONNS:-64}
 threads=${BENCH_THREADS:-2}
 nstreams=${BENCH_STREAMS:-2000}
@@ -135,7 +137,10 @@ EOF
     wait_port "$port" || { echo "run-modelsim: nginx did not start" >&2; cat "$work/nginx.log" "$work/nginx/error.log" >&2; return 1; }
 }
 
-declare -A rps_sim rps_ngx
+# Other work on the machine lowers both figures; alternating rounds keep
+# the ratio fair, and the load is recorded with the results.
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+declare -A rps_sim rps_ngx ratio rounds_txt
 for workers in 1 2; do
     sport=$(free_port); start_modelsim "$sport" "$workers"
     curl -s --max-time 5 "http://127.0.0.1:$sport/v1/chat/completions" -H 'Content-Type: application/json' \
@@ -145,16 +150,20 @@ for workers in 1 2; do
     nlen=$(curl -s -o /dev/null -w '%{size_download}' -X POST -H 'Content-Type: application/json' -d "$req" "http://127.0.0.1:$nport/v1/chat/completions")
     [ "$slen" = "$nlen" ] || { echo "run-modelsim: body sizes differ: modelsim $slen, nginx $nlen" >&2; exit 1; }
     bodylen=$slen
-    best_s=0 best_n=0
+    best_s=0 best_n=0 ratios= txt=
     for r in $(seq "$rounds"); do
         n=$(wrk_rps "http://127.0.0.1:$nport/v1/chat/completions")
         s=$(wrk_rps "http://127.0.0.1:$sport/v1/chat/completions")
         echo "workers $workers round $r: nginx $n req/s, modelsim $s req/s"
         best_n=$(awk -v a="$best_n" -v b="$n" 'BEGIN { print (b > a) ? b : a }')
         best_s=$(awk -v a="$best_s" -v b="$s" 'BEGIN { print (b > a) ? b : a }')
+        ratios+="$(awk -v s="$s" -v n="$n" 'BEGIN { printf "%.3f", s / n }') "
+        txt+="${txt:+, }$(printf '%.0f/%.0f' "$n" "$s")"
     done
     rps_ngx[$workers]=$best_n
     rps_sim[$workers]=$best_s
+    ratio[$workers]=$(tr ' ' '\n' <<<"$ratios" | grep . | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+    rounds_txt[$workers]=$txt
     stop_pid "$nginx_pid"
     stop_pid "$sim_pid"
 done
@@ -173,8 +182,8 @@ rss_held=$(jnum rss_kb_held)
 opened=$(jnum first_data)
 per_stream=$(awk -v a="$rss_held" -v b="$rss_before" -v n="$opened" 'BEGIN { if (n > 0) printf "%.1f", (a - b) / n; else print "n/a" }')
 
-ratio1=$(awk -v s="${rps_sim[1]}" -v n="${rps_ngx[1]}" 'BEGIN { printf "%.2f", s / n }')
-ratio2=$(awk -v s="${rps_sim[2]}" -v n="${rps_ngx[2]}" 'BEGIN { printf "%.2f", s / n }')
+ratio1=${ratio[1]}
+ratio2=${ratio[2]}
 echo "1 worker : nginx ${rps_ngx[1]} req/s, modelsim ${rps_sim[1]} req/s, ratio $ratio1"
 echo "2 workers: nginx ${rps_ngx[2]} req/s, modelsim ${rps_sim[2]} req/s, ratio $ratio2"
 echo "RSS at $opened open streams: ${rss_held} KiB (idle ${rss_before} KiB, $per_stream KiB per stream)"
@@ -185,19 +194,22 @@ section=$(cat <<EOF
 ## modelsim vs nginx
 
 Measured $(date -u +%Y-%m-%d) by \`bench/run-modelsim.sh\` on $(uname -srm), ${cpu:-unknown CPU},
-$(nproc) cores, $mem; $(nginx -v 2>&1 | sed 's/^nginx version: //'), wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}').
+$(nproc) cores, $mem; $(nginx -v 2>&1 | sed 's/^nginx version: //'), wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}');
+load average before the run: $load_before. Reproduce: \`make bench\` or \`bench/run-modelsim.sh\`.
 
 Non-streaming chat completions: modelsim (no delays, 16 tokens) parses each
 request and builds each reply; nginx answers \`return 200\` with the same
 ${bodylen}-byte JSON body and Content-Type. wrk keep-alive, same POST body
-for both (Lua script), alternating, best of $rounds runs:
+for both (Lua script), nginx then modelsim in each of $rounds rounds; req/s
+are the best round of each, the ratio is the median of the rounds' ratios
+(both in a round ran under the same load):
 
     wrk -t$threads -c$conns -d${secs}s -s post.lua http://127.0.0.1:PORT/v1/chat/completions
 
-| workers | nginx req/s | modelsim req/s | modelsim / nginx |
-| --- | --- | --- | --- |
-| 1 | ${rps_ngx[1]} | ${rps_sim[1]} | $ratio1 |
-| 2 | ${rps_ngx[2]} | ${rps_sim[2]} | $ratio2 |
+| workers | nginx req/s | modelsim req/s | modelsim / nginx | rounds (nginx/modelsim) |
+| --- | --- | --- | --- | --- |
+| 1 | ${rps_ngx[1]} | ${rps_sim[1]} | $ratio1 | ${rounds_txt[1]} |
+| 2 | ${rps_ngx[2]} | ${rps_sim[2]} | $ratio2 | ${rounds_txt[2]} |
 
 Open streams (1 worker, \`--itl-ms 1000\`, \`tests/tools/ms-streams --streams $nstreams\`):
 modelsim's RSS is ${rss_held} KiB with $opened streams open and flowing
