@@ -1084,7 +1084,8 @@ static void listener_cb(struct mg_loop *loop, struct mg_io *io, unsigned events)
             if (!srv->accept_paused)
                 mg_log(MG_LOG_WARN, "httpd: connection limit and rejection slots full, "
                        "pausing accepts until connections close",
-                       "listen", MG_S(srv->cfg.listen), "max_conns", MG_U(srv->cfg.max_conns));
+                       "listen", MG_S(srv->cfg.listen), "port", MG_I(srv->port),
+                       "max_conns", MG_U(srv->cfg.max_conns));
             listener_pause(srv, 1);
             return;
         }
@@ -1096,7 +1097,7 @@ static void listener_cb(struct mg_loop *loop, struct mg_io *io, unsigned events)
                 /* Out of descriptors: retrying now would spin. At most one
                  * line per pause, so at most ten a second. */
                 mg_log(MG_LOG_WARN, "httpd: accept failed, pausing accepts",
-                       "listen", MG_S(srv->cfg.listen), "error", MG_ERRNO(errno),
+                       "listen", MG_S(srv->cfg.listen), "port", MG_I(srv->port), "error", MG_ERRNO(errno),
                        "pause_ms", MG_I(ACCEPT_RETRY_MS), "open", MG_U(srv->nconns + srv->nreject));
                 listener_pause(srv, 2);
                 mg_timer_start(loop, &srv->accept_timer, ACCEPT_RETRY_MS);

@@ -166,7 +166,8 @@ void mg_httpd_on_writable(struct mg_httpd_req *req, mg_httpd_writable_cb cb);
 
 /* Streams the body to cb as spans, starting from the loop (never inside
  * this call). Sends "100 Continue" first when the client asked for it.
- * -EALREADY when the body is already being read. */
+ * -EALREADY when the body is already being read, -ENOTCONN when the request
+ * is over. */
 int mg_httpd_read_body(struct mg_httpd_req *req, mg_httpd_body_cb cb);
 /* Backpressure: no more spans until resume. While paused the body timeout
  * does not run and the server stops reading once its input buffer is
@@ -193,18 +194,21 @@ int mg_httpd_collect_body(struct mg_httpd_req *req, size_t max, mg_httpd_collect
 
 /* A whole response. The body is copied only when the socket does not take
  * it at once. -EMSGSIZE when head and body exceed max_output (stream it
- * instead), -EALREADY when a response was started, -ENOTCONN when the
- * connection is already gone (on_end follows). */
+ * instead), -EINVAL for a header name that is not a token or a value with
+ * CR, LF or NUL (no header injection), -EALREADY when a response was
+ * started, -ENOTCONN when the connection is already gone (on_end
+ * follows). Nothing is sent on -EMSGSIZE, -EINVAL or -EALREADY. */
 int mg_httpd_respond(struct mg_httpd_req *req, int status, const struct mg_h1_header *hdrs,
                      unsigned nhdrs, const void *body, size_t len);
 /* Starts a streamed response: length >= 0 sends Content-Length: length,
  * -1 streams chunked (HTTP/1.0 clients: until close). */
 int mg_httpd_start(struct mg_httpd_req *req, int status, const struct mg_h1_header *hdrs,
                    unsigned nhdrs, int64_t length);
-/* Writes body bytes (one chunk when chunked). Returns 0, or 1 when queued
- * output is now above high_water: stop writing until on_writable. -ENOBUFS
- * past max_output; -EINVAL past a declared Content-Length; -ENOTCONN when
- * the connection is gone (on_end follows). */
+/* Writes body bytes (one chunk when chunked; n == 0 writes nothing).
+ * Returns 0, or 1 when queued output is now at or above high_water: stop
+ * writing until on_writable. -ENOBUFS past max_output (nothing written);
+ * -EINVAL past a declared Content-Length or without mg_httpd_start();
+ * -ENOTCONN when the connection is gone (on_end follows). */
 int mg_httpd_write(struct mg_httpd_req *req, const void *p, size_t n);
 /* Ends a streamed response (the last chunk when chunked). -EINVAL when a
  * declared Content-Length was not reached. on_end(OK) follows once the

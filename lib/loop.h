@@ -107,7 +107,10 @@ int mg_io_stop(struct mg_loop *loop, struct mg_io *io);
  * memory freed from any callback, its own included, once it is stopped.
  * Timers due at the same millisecond fire in the order they were armed; a
  * timer armed from a timer callback never fires in the same pass, even with
- * ms 0 (it fires on the next iteration). */
+ * ms 0 (it fires on the next iteration). ms counts from mg_loop_now(), the
+ * clock read at the start of the iteration, in whole milliseconds: against a
+ * nanosecond clock a timer can fire up to 1 ms early, and code arming one
+ * outside a callback after blocking should call mg_loop_update_time() first. */
 void mg_timer_init(struct mg_timer *t, mg_timer_cb cb, void *data);
 int mg_timer_start(struct mg_loop *loop, struct mg_timer *t, uint64_t ms);
 void mg_timer_stop(struct mg_loop *loop, struct mg_timer *t);

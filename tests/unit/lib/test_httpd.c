@@ -77,6 +77,14 @@ static void on_request(struct mg_httpd_req *req, void *data)
         mg_httpd_start(req, 200, h, 1, -1);
         CHECK_EQ_INT(mg_httpd_write(req, "chunk-one", 9), 0);
         mg_httpd_end(req);
+    } else if (IS("/flood")) {
+        /* Writes until told to wait; on_writable never set: the client
+         * does not read, so only the write timeout ends this. */
+        ev('f');
+        static char blob[65536];
+        mg_httpd_start(req, 200, NULL, 0, -1);
+        for (int i = 0; i < 1000 && mg_httpd_write(req, blob, sizeof blob) == 0; i++)
+            ;
     } else if (IS("/collect")) {
         ev('c');
         mg_httpd_collect_body(req, 10, NULL);
@@ -87,10 +95,14 @@ static void on_request(struct mg_httpd_req *req, void *data)
 #undef IS
 }
 
+static uint32_t write_timeout_ms;
+
 static void start(int half_close_aborts)
 {
     struct mg_httpd_config cfg;
     mg_httpd_config_default(&cfg);
+    if (write_timeout_ms)
+        cfg.write_timeout_ms = write_timeout_ms;
     cfg.listen = "127.0.0.1:0";
     cfg.reuseport = 0;
     cfg.on_request = on_request;
@@ -286,6 +298,28 @@ static void t_collect_refuses_before_continue(void)
     mg_httpd_free(srv);
 }
 
+static void t_write_timeout(void)
+{
+    write_timeout_ms = 200;
+    start(1);
+    write_timeout_ms = 0;
+    int fd = client();
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    say(fd, "GET /flood HTTP/1.1\r\nHost: t\r\n\r\n");
+    uint64_t t0 = mg_now_ns();
+    for (int i = 0; i < 300 && last_end == (enum mg_httpd_end)-1; i++)
+        mg_loop_run_once(loop, 10);
+    uint64_t el = (mg_now_ns() - t0) / 1000000u;
+    CHECK_EQ_INT(last_end, MG_HTTPD_END_TIMEOUT);
+    CHECK(el >= 190 && el < 2000);
+    struct mg_httpd_stats st;
+    mg_httpd_get_stats(srv, &st);
+    CHECK_EQ_INT(st.timeouts, 1);
+    close(fd);
+    mg_httpd_free(srv);
+}
+
 static void t_emfile_does_not_spin(void)
 {
     start(1);
@@ -348,6 +382,7 @@ int main(void)
     RUN(t_client_gone_and_half_close);
     RUN(t_head_and_http10_framing);
     RUN(t_collect_refuses_before_continue);
+    RUN(t_write_timeout);
     RUN(t_emfile_does_not_spin);
     mg_loop_run_once(loop, 0);
     mg_loop_free(loop);
