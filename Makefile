@@ -5,6 +5,7 @@
 #                        then every fuzz target for a bounded time
 #   make SANITIZE=1 ...  the same targets with ASan+UBSan, in build-asan/
 #   make fuzz            the libFuzzer targets (clang), in build-fuzz/
+#   make demo            runs what modelgate has so far on loopback (mk/demo.sh)
 #   make bench           the benchmarks in bench/, results in bench/RESULTS.md
 #   make install PREFIX=/usr/local DESTDIR=
 #   make clean
@@ -96,7 +97,7 @@ ALL_OBJ   := $(LIB_OBJ) $(foreach pd,$(PROG_DIRS),$($(word 2,$(subst :, ,$(pd)))
 
 # --- rules -----------------------------------------------------------------
 
-.PHONY: all deps test-deps tests check test fuzz bench install clean
+.PHONY: all deps test-deps tests check test fuzz bench demo install clean
 all: $(LIBA) $(PROGRAMS)
 
 deps:
@@ -132,7 +133,8 @@ tests: all $(TOOLS) $(UNITS) $(BENCHES)
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZERS     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_LIBOBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
-FUZZ_CFLAGS = -std=gnu11 -O1 -g -fsanitize=fuzzer-no-link,address,undefined \
+FUZZ_CFLAGS = -std=gnu11 -O1 -g -Wall -Wextra -Werror -Wno-unused-parameter \
+              -fsanitize=fuzzer-no-link,address,undefined \
               -fno-sanitize-recover=all -fno-omit-frame-pointer -pthread -I. \
               -DMG_FUZZING $(PKG_CFLAGS)
 
@@ -162,6 +164,10 @@ test: test-deps
 check: test-deps
 	$(Q)$(MAKE) --no-print-directory -j$(JOBS) tests
 	$(Q)tests/run.sh --build $(BUILD)
+
+demo: all
+	$(Q)mk/deps.sh build test
+	$(Q)mk/demo.sh
 
 bench: all
 	$(Q)mk/deps.sh build bench

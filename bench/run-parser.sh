@@ -10,6 +10,7 @@ cd "$(dirname "$0")/.."
 bin=${MG_BUILD:-build}/bench/http1_parse
 [ -x "$bin" ] || { echo "run-parser.sh: $bin is missing; run 'make tests' first" >&2; exit 2; }
 
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 out=$("$bin" "$@")
 echo "$out"
 
@@ -20,15 +21,20 @@ section=$(cat <<MD
 What: \`lib/http1.c\` on OpenAI-style traffic: 9 requests (chat completions
 streaming and not with JSON bodies of 60 B to 16 KiB, embeddings, completions,
 GET /v1/models, a chunked upload) with the headers the openai Python SDK and a
-mesh send, and a 401-event SSE chunked response through the body decoder.
-"naive reference" is a byte-at-a-time state machine in the bench file with a
-token lookup table and the same syntax checks (it stores no header array and
-derives no keep-alive/Host/Expect facts); it is a yardstick, not a peer. The
-peer comparison with HAProxy is end to end, in the proxy benchmark.
+mesh send, and the body of a 401-event SSE chunked response (vLLM-style,
+one chunk per event) through the body decoder, one call per event.
+"naive reference" is code in the bench file: a byte-at-a-time head parser
+with a token lookup table and the same syntax checks (it stores no header
+array and derives no keep-alive/Host/Expect facts), and a resumable
+byte-at-a-time chunked decoder with the same call contract (one span per
+call) but without extensions, trailers or limits. It is a yardstick for the
+parsing technique, not a peer; the peer comparison with HAProxy is end to
+end, in the proxy benchmark.
 
 - machine: $(nproc) CPUs, $cpu, $(uname -sr)
 - compiler: $(${CC:-gcc} --version | head -1), \`-O2\` as \`make tests\` builds it
-- run: $(date -u +%Y-%m-%dT%H:%MZ)
+- run: $(date -u +%Y-%m-%dT%H:%MZ), load average before it: $load (other work on
+  a shared machine slows rounds down; ratios come from alternating rounds)
 - reproduce: \`make tests && bench/run-parser.sh\`
 
 \`\`\`

@@ -33,8 +33,10 @@ int mg_buf_vprintf(struct mg_buf *b, const char *fmt, va_list ap);
 
 /* The unread bytes, and the free space after them (valid until the next
  * reserve/append). After writing into the tail, mg_buf_commit() counts it. */
-static inline char *mg_buf_head(const struct mg_buf *b) { return b->data + b->off; }
-static inline char *mg_buf_tail(const struct mg_buf *b) { return b->data + b->off + b->len; }
+/* An empty, never-allocated buffer has data == NULL: no arithmetic on it
+ * (NULL + 0 is undefined behaviour in C). */
+static inline char *mg_buf_head(const struct mg_buf *b) { return b->data ? b->data + b->off : b->data; }
+static inline char *mg_buf_tail(const struct mg_buf *b) { return b->data ? b->data + b->off + b->len : b->data; }
 static inline size_t mg_buf_room(const struct mg_buf *b) { return b->cap - b->off - b->len; }
 void mg_buf_commit(struct mg_buf *b, size_t n);
 

@@ -933,7 +933,7 @@ static long chunked_decode(struct mg_h1_body *b, const char *in, size_t len,
             b->size_digits = 0;
             b->ext_bytes = 0;
             st = B_SIZE;
-            /* fall through */
+            __attribute__((fallthrough));
         case B_SIZE:
             if (IS(c, C_HEX)) {
                 unsigned d = c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
@@ -987,7 +987,7 @@ static long chunked_decode(struct mg_h1_body *b, const char *in, size_t len,
             if (IS(c, C_TOKEN))
                 goto ext_count;
             b->ext_ws = 0;
-            /* fall through */
+            __attribute__((fallthrough));
         case B_EXT_EQ:
             if (c == '=') {
                 st = B_EXT_VAL0;

@@ -1,6 +1,7 @@
 /* Structured logging: JSON (or text) lines built on the stack and written
  * with one write(2). See log.h. */
 #include "log.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -95,39 +96,6 @@ static int put_str(struct lw *w, const char *s)
     return put(w, s, strlen(s));
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t k;
-    unsigned cp;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xe0) == 0xc0) {
-        k = 2;
-        cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        k = 3;
-        cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        k = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < k)
-        return 0;
-    for (size_t j = 1; j < k; j++) {
-        if ((s[j] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[j] & 0x3f);
-    }
-    if ((k == 2 && cp < 0x80) || (k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return k;
-}
-
 /* Appends s escaped for a JSON string (without quotes). In text mode
  * (quote_all 0) the same escapes are used. Stops, marking the line full, at
  * the first character that does not fit in cap - reserve; never splits an
@@ -175,7 +143,7 @@ static int put_escaped(struct lw *w, const char *s, size_t n, size_t reserve)
             esc[5] = hex[c & 15];
             el = 6;
         } else {
-            size_t k = utf8_seq(u + i, n - i);
+            size_t k = mg_utf8_seq(u + i, n - i);
             if (k == 0) {
                 memcpy(esc, "\xef\xbf\xbd", 3);   /* U+FFFD */
                 el = 3;

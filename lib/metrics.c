@@ -2,6 +2,7 @@
  * callback metrics and the text exposition. See metrics.h for the threading
  * model and the contracts. */
 #include "metrics.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <math.h>
@@ -189,44 +190,6 @@ static int valid_label_name(const char *s)
     return 1;
 }
 
-static int utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        size_t k;
-        unsigned cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (i + k >= n)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i + j] & 0x3f);
-        }
-        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 /* Appends s with the exposition's escapes: \\ and \n always, \" in label
  * values. */
 static int put_escaped(struct mg_buf *b, const char *s, int quote)
@@ -364,7 +327,7 @@ static int family_register(struct mg_metrics *m, enum kind k, const char *name, 
     *out = NULL;
     if (!name || !valid_metric_name(name))
         return -EINVAL;
-    if (help && (strlen(help) > MG_METRICS_MAX_HELP || !utf8_valid(help, strlen(help))))
+    if (help && (strlen(help) > MG_METRICS_MAX_HELP || !mg_utf8_valid(help, strlen(help))))
         return -EINVAL;
     unsigned nl = 0;
     while (labels && labels[nl]) {
@@ -617,7 +580,7 @@ static int child_get(struct mg_metric_family *f, const char *const *values, stru
         return -EINVAL;
     for (unsigned i = 0; i < n; i++) {
         size_t l = strlen(values[i]);
-        if (l > MG_METRICS_MAX_LABEL_VALUE || !utf8_valid(values[i], l))
+        if (l > MG_METRICS_MAX_LABEL_VALUE || !mg_utf8_valid(values[i], l))
             return -EINVAL;
     }
     uint64_t h = hash_values(values, n);

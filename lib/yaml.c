@@ -9,6 +9,7 @@
  * result) after the node budget has been charged with the anchor's full
  * expanded size, which is what stops alias bombs before any copying. */
 #include "yaml.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -362,6 +363,10 @@ static void resolve_plain(const char *s, size_t n, struct sval *v)
     static const char *const ninfs[] = {"-.inf", "-.Inf", "-.INF", NULL};
 
     v->kind = SV_STR;
+    /* Most scalars are names and text: only these first characters can
+     * start a null, boolean or number (go-yaml's resolve table). */
+    if (n && !strchr("yYnNtTfFoO~.+-0123456789", s[0]))
+        return;
     if (in_list(s, n, nulls)) {
         v->kind = SV_NULL;
     } else if (in_list(s, n, trues)) {
@@ -460,52 +465,12 @@ untagged:
     return 0;
 }
 
-/* A tiny UTF-8 check, to tell bad text from lack of memory when jansson
- * refuses a string. */
-static int utf8_ok(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        size_t k;
-        unsigned cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return 0;
-        }
-        if (i + k >= n)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (p[i + j] & 0x3f);
-        }
-        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
-    }
-    return 1;
-}
-
 static int new_string(struct ctx *c, const yaml_mark_t *m, const char *s, size_t n, json_t **out)
 {
     *out = json_stringn(s, n);
     if (*out)
         return 0;
-    if (!utf8_ok(s, n))
+    if (!mg_utf8_valid(s, n))
         return err_at(c, m, -EINVAL, "scalar is not valid UTF-8");
     return err_at(c, m, -ENOMEM, "out of memory");
 }
