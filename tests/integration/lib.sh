@@ -47,6 +47,8 @@ bail() { not_ok "setup" "$1"; finish; }
 
 # start_bg NAME CMD...: starts CMD in the background with its output in
 # $MG_TMP/NAME.log; its PID is remembered (and echoed to $MG_TMP/NAME.pid).
+# Call it directly, never inside $(...): a subshell would remember the PID
+# where the cleanup cannot see it, and the process would outlive the test.
 start_bg() {
     local name=$1; shift
     "$@" >"$MG_TMP/$name.log" 2>&1 &
