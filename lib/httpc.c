@@ -308,17 +308,19 @@ static void deliver_error(struct mg_httpc *cl, struct mg_httpc_endpoint *ep,
 
 /* The request on c failed. A reused connection that died before any
  * response byte gets the request retried on a fresh one (see httpc.h);
- * otherwise on_error. Loop context only. */
+ * otherwise on_error. A 1xx counts as a response byte: the server read the
+ * request, so sending it again could run it twice. Loop context only. */
 static void conn_fail(struct mg_httpc_conn *c, enum mg_httpc_error kind, int err)
 {
     struct mg_httpc *cl = c->cl;
     struct mg_httpc_endpoint *ep = c->ep;
     int reused = c->reused;
+    int got_bytes = c->got_bytes;
     struct mg_httpc_req *req = conn_detach(c);
     conn_close(c);
     if (!req)
         return;
-    if (kind == MG_HTTPC_ERR_RESET_BEFORE_RESPONSE && reused && !req->retried &&
+    if (kind == MG_HTTPC_ERR_RESET_BEFORE_RESPONSE && reused && !got_bytes && !req->retried &&
         !req->no_retry && !req->stream_started_) {
         req->retried = 1;
         STAT_ADD(cl, ep, retried, 1);

@@ -392,6 +392,7 @@ enum raw_mode {
     RAW_1XX,             /* 100 then 200 */
     RAW_EOF_BODY,        /* body until close */
     RAW_CONN_CLOSE,      /* answers with Connection: close, keeps the socket */
+    RAW_SECOND_100_CLOSES, /* answers the first request, sends 100 to the second, closes */
 };
 
 struct raw_conn {
@@ -473,6 +474,14 @@ static void raw_conn_cb(struct mg_loop *l, struct mg_io *io, unsigned events)
             return;
         case RAW_CONN_CLOSE:
             raw_send(rc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            break;
+        case RAW_SECOND_100_CLOSES:
+            if (rc->nreq >= 2) {
+                raw_send(rc, "HTTP/1.1 100 Continue\r\n\r\n");
+                raw_close(rc);
+                return;
+            }
+            raw_send(rc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
             break;
         }
     }
@@ -566,6 +575,33 @@ static void t_retry_on_dead_pooled_connection(void)
     CHECK_EQ_INT(r.failed, 1);
     CHECK_EQ_INT(r.kind, MG_HTTPC_ERR_RESET_BEFORE_RESPONSE);
     CHECK_EQ_INT(r.req.retried, 0);
+    mg_httpc_free(cl);
+    raw_stop(&s);
+}
+
+/* A pooled connection that sent a 100 Continue before closing did read the
+ * request: sending it again could run it twice, so the caller gets the
+ * error instead of a retry. */
+static void t_no_retry_after_1xx_on_pooled_connection(void)
+{
+    struct raw_srv s;
+    raw_start(&s, RAW_SECOND_100_CLOSES);
+    struct mg_httpc *cl = new_client(0, 0);
+    struct mg_httpc_endpoint *ep = raw_ep(cl, &s);
+    struct result r;
+    r_init(&r, "GET", "/a");
+    REQUIRE(mg_httpc_send(cl, ep, &r.req) == 0);
+    REQUIRE(wait_for(&r, 2000));
+    CHECK_EQ_INT(r.done, 1);
+    r_init(&r, "POST", "/b");
+    r.req.body = "payload";
+    r.req.body_len = 7;
+    REQUIRE(mg_httpc_send(cl, ep, &r.req) == 0);
+    REQUIRE(wait_for(&r, 2000));
+    CHECK_EQ_INT(r.req.reused, 1);
+    CHECK_EQ_INT(r.failed, 1);
+    CHECK_EQ_INT(r.req.retried, 0);
+    CHECK_EQ_INT(s.accepted, 1);
     mg_httpc_free(cl);
     raw_stop(&s);
 }
@@ -762,6 +798,7 @@ int main(void)
     RUN(t_streamed_request_body);
     RUN(t_cancel_from_callback);
     RUN(t_retry_on_dead_pooled_connection);
+    RUN(t_no_retry_after_1xx_on_pooled_connection);
     RUN(t_no_retry_on_fresh_connection);
     RUN(t_error_kinds);
     RUN(t_connect_timeout);
