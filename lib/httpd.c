@@ -1351,6 +1351,13 @@ int mg_httpd_collect_body(struct mg_httpd_req *req, size_t max, mg_httpd_collect
     mg_buf_reset(&c->body);
     c->body.max = max;
     if (req->msg.framing == MG_H1_BODY_LENGTH && req->msg.content_length > max) {
+        /* A response already begun cannot be followed by a 413 (the client
+         * would take it for the next request's): close, as
+         * request_bad_body() does. */
+        if (req->rstate != RS_NONE) {
+            conn_close(c, MG_HTTPD_END_BAD_BODY);
+            return 0;
+        }
         /* Refused before reading (and without 100-continue): 413, close. */
         req->active = 0;
         c->end_reason = MG_HTTPD_END_BAD_BODY;

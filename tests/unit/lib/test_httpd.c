@@ -88,6 +88,11 @@ static void on_request(struct mg_httpd_req *req, void *data)
     } else if (IS("/collect")) {
         ev('c');
         mg_httpd_collect_body(req, 10, NULL);
+    } else if (IS("/respond-collect")) {
+        /* Answers, then asks for a body larger than it accepts. */
+        ev('r');
+        mg_httpd_respond(req, 200, NULL, 0, "now", 3);
+        api_results[0] = mg_httpd_collect_body(req, 10, NULL);
     } else {
         ev('i');
         mg_httpd_respond(req, 200, NULL, 0, "now", 3);
@@ -298,6 +303,22 @@ static void t_collect_refuses_before_continue(void)
     mg_httpd_free(srv);
 }
 
+/* A body refused after the response was given must not add a second
+ * response (a 413 the client would take for its next request's). */
+static void t_collect_refused_after_response(void)
+{
+    start(1);
+    int fd = client();
+    say(fd, "POST /respond-collect HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\n\r\n");
+    char buf[4096] = "";
+    collect(fd, buf, sizeof buf, NULL, 0, 500);
+    CHECK(strstr(buf, "413") == NULL);
+    CHECK(strstr(buf, "HTTP/1.1 200") == buf);
+    CHECK_EQ_INT(last_end, MG_HTTPD_END_BAD_BODY);
+    close(fd);
+    mg_httpd_free(srv);
+}
+
 static void t_write_timeout(void)
 {
     write_timeout_ms = 200;
@@ -382,6 +403,7 @@ int main(void)
     RUN(t_client_gone_and_half_close);
     RUN(t_head_and_http10_framing);
     RUN(t_collect_refuses_before_continue);
+    RUN(t_collect_refused_after_response);
     RUN(t_write_timeout);
     RUN(t_emfile_does_not_spin);
     mg_loop_run_once(loop, 0);
