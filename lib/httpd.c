@@ -911,8 +911,13 @@ static void conn_process(struct mg_httpd_conn *c)
             }
             if (c->peer_eof && r->active) {
                 /* The client sent FIN. Before its body ended, or (by
-                 * default) before the response ended: it has gone. */
-                if (!r->body_done || (srv->cfg.half_close_aborts && r->rstate != RS_ENDED)) {
+                 * default) before the response ended: it has gone. A
+                 * Content-Length body already whole in the buffer counts
+                 * as ended even if the handler has not read it (yet). */
+                int body_in = r->body_done ||
+                              (r->msg.framing == MG_H1_BODY_LENGTH &&
+                               c->framing.remaining <= c->in.len - c->ipos);
+                if (!body_in || (srv->cfg.half_close_aborts && r->rstate != RS_ENDED)) {
                     conn_close(c, MG_HTTPD_END_CLIENT_GONE);
                     break;
                 }

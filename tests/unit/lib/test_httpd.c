@@ -247,6 +247,20 @@ static void t_client_gone_and_half_close(void)
     CHECK(strstr(buf, "Connection: close") != NULL);
     CHECK_EQ_INT(last_end, MG_HTTPD_END_OK);
     close(fd);
+
+    /* The same with a whole body the handler has not read when the FIN
+     * comes: the request was complete, so it is still served. */
+    nevents = 0;
+    last_end = (enum mg_httpd_end)-1;
+    fd = client();
+    say(fd, "POST /delay HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    shutdown(fd, SHUT_WR);
+    buf[0] = '\0';
+    closed = collect(fd, buf, sizeof buf, NULL, 0, 1000);
+    CHECK_EQ_INT(closed, 1);
+    CHECK(strstr(buf, "late") != NULL);
+    CHECK_EQ_INT(last_end, MG_HTTPD_END_OK);
+    close(fd);
     mg_httpd_free(srv);
 }
 
