@@ -758,7 +758,12 @@ static int body_pump(struct mg_httpd_conn *c, int deliver)
         if (!deliver) {
             r->discarded += dl;
             if (r->discarded > DISCARD_MAX) {
-                conn_close(c, MG_HTTPD_END_OK);
+                /* The response is out: a lingering close (FLUSH, LINGER),
+                 * since close(2) over unread input sends an RST that can
+                 * destroy the response before the client reads it. */
+                c->close_after = 1;
+                c->body_deadline = 0;
+                conn_set_state(c, CS_FLUSH);
                 return -1;
             }
         } else if (r->bmode == BM_STREAM) {

@@ -50,6 +50,13 @@ static void delayed_cb(struct mg_loop *l, struct mg_timer *t)
     mg_httpd_respond(req, 200, NULL, 0, "late", 4);
 }
 
+/* Takes one span of the body, pauses, answers: the rest is discarded. */
+static void readpart_body(struct mg_httpd_req *req, const char *p, size_t n, int last)
+{
+    mg_httpd_pause_body(req);
+    mg_httpd_respond(req, 200, NULL, 0, "part", 4);
+}
+
 static void on_request(struct mg_httpd_req *req, void *data)
 {
     const struct mg_h1_msg *m = mg_httpd_req_msg(req);
@@ -88,6 +95,9 @@ static void on_request(struct mg_httpd_req *req, void *data)
     } else if (IS("/collect")) {
         ev('c');
         mg_httpd_collect_body(req, 10, NULL);
+    } else if (IS("/readpart")) {
+        ev('p');
+        mg_httpd_read_body(req, readpart_body);
     } else if (IS("/respond-collect")) {
         /* Answers, then asks for a body larger than it accepts. */
         ev('r');
@@ -333,6 +343,48 @@ static void t_collect_refused_after_response(void)
     mg_httpd_free(srv);
 }
 
+/* A partly read chunked body too large to discard: the connection closes
+ * after the response, with a lingering close (our FIN, the rest of the body
+ * read and dropped), not a close(2) over unread input whose RST can destroy
+ * the response before the client reads it. */
+static void t_discard_overflow_lingers(void)
+{
+    start(1);
+    int fd = client();
+    say(fd, "POST /readpart HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    static char chunk[4096 + 16];
+    memcpy(chunk, "1000\r\n", 6);
+    memset(chunk + 6, 'x', 4096);
+    memcpy(chunk + 6 + 4096, "\r\n", 2);
+    size_t clen = 6 + 4096 + 2, total = 0, want = 100 * clen, off = 0;
+    char buf[4096] = "";
+    size_t len = 0;
+    int eof = 0, reset = 0;
+    uint64_t end = mg_now_ns() / 1000000u + 2000;
+    while (mg_now_ns() / 1000000u < end && !eof && !reset) {
+        while (total < want) {
+            ssize_t n = send(fd, chunk + off, clen - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n <= 0)
+                break;
+            total += (size_t)n;
+            off = (off + (size_t)n) % clen;
+        }
+        mg_loop_run_once(loop, 5);
+        ssize_t n = recv(fd, buf + len, sizeof buf - len - 1, MSG_DONTWAIT);
+        if (n == 0)
+            eof = 1;
+        else if (n > 0)
+            len += (size_t)n, buf[len] = '\0';
+        else if (errno == ECONNRESET)
+            reset = 1;
+    }
+    CHECK(strstr(buf, "\r\n\r\npart") != NULL);
+    CHECK_EQ_INT(reset, 0);
+    CHECK_EQ_INT(eof, 1);
+    close(fd);
+    mg_httpd_free(srv);
+}
+
 static void t_write_timeout(void)
 {
     write_timeout_ms = 200;
@@ -418,6 +470,7 @@ int main(void)
     RUN(t_head_and_http10_framing);
     RUN(t_collect_refuses_before_continue);
     RUN(t_collect_refused_after_response);
+    RUN(t_discard_overflow_lingers);
     RUN(t_write_timeout);
     RUN(t_emfile_does_not_spin);
     mg_loop_run_once(loop, 0);
