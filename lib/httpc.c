@@ -765,6 +765,11 @@ static void conn_update(struct mg_httpc_conn *c)
     default:
         break;
     }
+    if (!c->io.active) {
+        /* Taken out of epoll, dead (conn_io_cb): only timers remain. */
+        conn_arm_timer(c);
+        return;
+    }
     if (mg_io_set(c->cl->loop, &c->io, ev) < 0) {
         conn_fail(c, MG_HTTPC_ERR_LOCAL, EIO);
         return;
@@ -825,6 +830,19 @@ static void conn_io_cb(struct mg_loop *loop, struct mg_io *io, unsigned events)
     }
     if (events & (MG_READ | MG_HUP | MG_ERR))
         conn_read(c);
+    /* A dead socket reports HUP/ERR whatever the interest. Once nothing more
+     * will be read from it (an error or the end seen, or a paused response
+     * with a full buffer), take it out of epoll, or a paused request would
+     * spin the loop until resumed; the buffered bytes are still delivered,
+     * then the error. */
+    if ((events & (MG_HUP | MG_ERR)) && c->state == CC_ACTIVE &&
+        (c->rerr || c->peer_eof || !(c->io.events & MG_READ))) {
+        if (!c->rerr && !c->peer_eof) {
+            int e = mg_sock_error(c->x.fd);
+            c->rerr = e < 0 ? -e : ECONNRESET;
+        }
+        mg_io_stop(loop, &c->io);
+    }
     conn_process(c);
 }
 

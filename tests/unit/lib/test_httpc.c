@@ -393,6 +393,7 @@ enum raw_mode {
     RAW_EOF_BODY,        /* body until close */
     RAW_CONN_CLOSE,      /* answers with Connection: close, keeps the socket */
     RAW_SECOND_100_CLOSES, /* answers the first request, sends 100 to the second, closes */
+    RAW_BIG_RST,         /* head and 64 KiB of a longer body, then an RST */
 };
 
 struct raw_conn {
@@ -475,6 +476,17 @@ static void raw_conn_cb(struct mg_loop *l, struct mg_io *io, unsigned events)
         case RAW_CONN_CLOSE:
             raw_send(rc, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
             break;
+        case RAW_BIG_RST: {
+            static char blob[65536];
+            memset(blob, 'z', sizeof blob);
+            raw_send(rc, "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n");
+            ssize_t w = send(rc->fd, blob, sizeof blob, MSG_NOSIGNAL);
+            (void)w;
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(rc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+            raw_close(rc);
+            return;
+        }
         case RAW_SECOND_100_CLOSES:
             if (rc->nreq >= 2) {
                 raw_send(rc, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -602,6 +614,36 @@ static void t_no_retry_after_1xx_on_pooled_connection(void)
     CHECK_EQ_INT(r.failed, 1);
     CHECK_EQ_INT(r.req.retried, 0);
     CHECK_EQ_INT(s.accepted, 1);
+    mg_httpc_free(cl);
+    raw_stop(&s);
+}
+
+/* An upstream reset while its response is paused: the dead socket keeps
+ * reporting HUP/ERR; the client must not spin on it while paused, and
+ * resuming delivers what was buffered and then the error. */
+static void t_reset_while_paused_does_not_spin(void)
+{
+    struct raw_srv s;
+    raw_start(&s, RAW_BIG_RST);
+    struct mg_httpc *cl = new_client(0, 0);
+    static struct result r;
+    r_init(&r, "GET", "/");
+    r.pause_on_first = 1;
+    REQUIRE(mg_httpc_send(cl, raw_ep(cl, &s), &r.req) == 0);
+    run_ms(100);
+    CHECK_EQ_INT(r.spans, 1);
+    int busy = 0;
+    uint64_t end = mg_now_ns() / 1000000u + 200;
+    while (mg_now_ns() / 1000000u < end)
+        if (mg_loop_run_once(loop, 5) > 0)
+            busy++;
+    printf("# 200 ms paused on a reset socket: %d busy iterations\n", busy);
+    CHECK(busy < 20);
+    CHECK(!r_finished(&r));
+    mg_httpc_resume(&r.req);
+    REQUIRE(wait_for(&r, 2000));
+    CHECK_EQ_INT(r.failed, 1);
+    CHECK_EQ_INT(r.kind, MG_HTTPC_ERR_RESET_MID_RESPONSE);
     mg_httpc_free(cl);
     raw_stop(&s);
 }
@@ -800,6 +842,7 @@ int main(void)
     RUN(t_retry_on_dead_pooled_connection);
     RUN(t_no_retry_after_1xx_on_pooled_connection);
     RUN(t_no_retry_on_fresh_connection);
+    RUN(t_reset_while_paused_does_not_spin);
     RUN(t_error_kinds);
     RUN(t_connect_timeout);
     RUN(t_1xx_eof_body_and_connection_close);
