@@ -138,7 +138,7 @@ struct mg_httpd_conn {
     unsigned close_after : 1;    /* close once the current response is out */
     unsigned head_bytes : 1;     /* a head has started arriving */
     unsigned in_process : 1;     /* conn_process() is on the stack */
-    unsigned end_pending : 1;    /* on_end still to be called */
+    unsigned end_pending : 1;    /* on_end (if set by then) still to be called */
     enum mg_httpd_end end_reason;
     unsigned rd_want, wr_want;   /* readiness the transport waits for */
 
@@ -388,7 +388,7 @@ static void conn_timer_cb(struct mg_loop *loop, struct mg_timer *t)
         c->body_deadline = 0;
         if (c->req.rstate == RS_NONE && c->state == CS_REQUEST) {
             c->end_reason = MG_HTTPD_END_TIMEOUT;
-            c->end_pending = c->req.on_end != NULL;
+            c->end_pending = 1;
             c->req.active = 0;
             conn_error_response(c, 408, "request body not received in time");
             conn_kick(c);
@@ -486,7 +486,7 @@ static void conn_close(struct mg_httpd_conn *c, enum mg_httpd_end reason)
     struct mg_loop *loop = c->srv->loop;
     if (c->req.active) {
         c->req.active = 0;
-        c->end_pending = c->req.on_end != NULL;
+        c->end_pending = 1;
         c->end_reason = reason;
     }
     mg_io_stop(loop, &c->io);
@@ -496,6 +496,9 @@ static void conn_close(struct mg_httpd_conn *c, enum mg_httpd_end reason)
     conn_kick(c);
 }
 
+/* end_pending is set whether or not on_end is set yet: the callback is
+ * looked up only now, so a handler that sets on_end after the API call that
+ * ended its request (a refused body, a failed write) still gets it. */
 static void conn_call_end(struct mg_httpd_conn *c)
 {
     if (!c->end_pending)
@@ -668,7 +671,7 @@ static void request_finish(struct mg_httpd_conn *c)
     STAT_ADD(c->srv, responses, 1);
     r->active = 0;
     c->end_reason = MG_HTTPD_END_OK;
-    c->end_pending = r->on_end != NULL;
+    c->end_pending = 1;
     c->body_deadline = 0;
     int keep = conn_keep_alive(c) && !r->until_close;
     if (keep && !r->body_done) {
@@ -724,7 +727,7 @@ static void request_bad_body(struct mg_httpd_conn *c, int status, const char *wh
     }
     r->active = 0;
     c->end_reason = MG_HTTPD_END_BAD_BODY;
-    c->end_pending = r->on_end != NULL;
+    c->end_pending = 1;
     c->body_deadline = 0;
     conn_error_response(c, status, why);
     if (c->state != CS_CLOSED)
@@ -1371,7 +1374,7 @@ int mg_httpd_collect_body(struct mg_httpd_req *req, size_t max, mg_httpd_collect
         /* Refused before reading (and without 100-continue): 413, close. */
         req->active = 0;
         c->end_reason = MG_HTTPD_END_BAD_BODY;
-        c->end_pending = req->on_end != NULL;
+        c->end_pending = 1;
         conn_error_response(c, 413, "request body too large");
         conn_kick(c);
         return 0;

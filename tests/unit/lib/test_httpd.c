@@ -95,6 +95,12 @@ static void on_request(struct mg_httpd_req *req, void *data)
     } else if (IS("/collect")) {
         ev('c');
         mg_httpd_collect_body(req, 10, NULL);
+    } else if (IS("/collect-then-on-end")) {
+        /* Sets on_end after asking for the body (refused: too large). */
+        ev('c');
+        mg_httpd_on_end(req, NULL);
+        mg_httpd_collect_body(req, 10, NULL);
+        mg_httpd_on_end(req, on_end);
     } else if (IS("/readpart")) {
         ev('p');
         mg_httpd_read_body(req, readpart_body);
@@ -327,6 +333,22 @@ static void t_collect_refuses_before_continue(void)
     mg_httpd_free(srv);
 }
 
+/* on_end set after an API call that ended the request (a refused body)
+ * is still called: the request ends after on_request returns. */
+static void t_on_end_set_after_refusal(void)
+{
+    start(1);
+    int fd = client();
+    say(fd, "POST /collect-then-on-end HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\n\r\n");
+    char buf[4096] = "";
+    collect(fd, buf, sizeof buf, NULL, 0, 500);
+    CHECK(strncmp(buf, "HTTP/1.1 413", 12) == 0);
+    CHECK_EQ_STR(events, "cE");
+    CHECK_EQ_INT(last_end, MG_HTTPD_END_BAD_BODY);
+    close(fd);
+    mg_httpd_free(srv);
+}
+
 /* A body refused after the response was given must not add a second
  * response (a 413 the client would take for its next request's). */
 static void t_collect_refused_after_response(void)
@@ -470,6 +492,7 @@ int main(void)
     RUN(t_head_and_http10_framing);
     RUN(t_collect_refuses_before_continue);
     RUN(t_collect_refused_after_response);
+    RUN(t_on_end_set_after_refusal);
     RUN(t_discard_overflow_lingers);
     RUN(t_write_timeout);
     RUN(t_emfile_does_not_spin);
