@@ -1411,6 +1411,9 @@ static int format_head(struct mg_httpd_conn *c, int status, const struct mg_h1_h
     struct mg_buf *b = &c->srv->scratch;
     int rc;
     mg_buf_reset(b);
+    /* A refused earlier attempt (-EINVAL, -EMSGSIZE) must not leave its
+     * framing behind for this one. */
+    r->chunked = r->until_close = 0;
     int has_date = 0;
     for (unsigned i = 0; i < nhdrs; i++) {
         const struct mg_h1_header *h = &hdrs[i];

@@ -101,6 +101,15 @@ static void on_request(struct mg_httpd_req *req, void *data)
         mg_httpd_on_end(req, NULL);
         mg_httpd_collect_body(req, 10, NULL);
         mg_httpd_on_end(req, on_end);
+    } else if (IS("/start-retry")) {
+        /* A streamed start refused (a header value with CR LF), then a
+         * start with a Content-Length. */
+        ev('t');
+        struct mg_h1_header bad[] = {MG_HTTPD_HDR("X-Bad", "a\r\nb")};
+        api_results[0] = mg_httpd_start(req, 200, bad, 1, -1);
+        api_results[1] = mg_httpd_start(req, 200, NULL, 0, 5);
+        api_results[2] = mg_httpd_write(req, "hello", 5);
+        api_results[3] = mg_httpd_end(req);
     } else if (IS("/readpart")) {
         ev('p');
         mg_httpd_read_body(req, readpart_body);
@@ -349,6 +358,25 @@ static void t_on_end_set_after_refusal(void)
     mg_httpd_free(srv);
 }
 
+/* A refused mg_httpd_start() leaves no trace: the next start frames the
+ * body by its Content-Length, not as chunks. */
+static void t_failed_start_leaves_no_framing(void)
+{
+    start(1);
+    int fd = client();
+    say(fd, "GET /start-retry HTTP/1.1\r\nHost: t\r\n\r\nGET /now HTTP/1.1\r\nHost: t\r\n\r\n");
+    char buf[4096] = "";
+    collect(fd, buf, sizeof buf, "now", 1, 1000);
+    CHECK_EQ_INT(api_results[0], -EINVAL);
+    CHECK_EQ_INT(api_results[1], 0);
+    CHECK_EQ_INT(api_results[2], 0);
+    CHECK_EQ_INT(api_results[3], 0);
+    CHECK(strstr(buf, "Content-Length: 5\r\n") != NULL);
+    CHECK(strstr(buf, "\r\n\r\nhelloHTTP/1.1 200") != NULL);
+    close(fd);
+    mg_httpd_free(srv);
+}
+
 /* A body refused after the response was given must not add a second
  * response (a 413 the client would take for its next request's). */
 static void t_collect_refused_after_response(void)
@@ -492,6 +520,7 @@ int main(void)
     RUN(t_head_and_http10_framing);
     RUN(t_collect_refuses_before_continue);
     RUN(t_collect_refused_after_response);
+    RUN(t_failed_start_leaves_no_framing);
     RUN(t_on_end_set_after_refusal);
     RUN(t_discard_overflow_lingers);
     RUN(t_write_timeout);
