@@ -663,6 +663,30 @@ static void request_begin(struct mg_httpd_conn *c, size_t head_len)
     srv->cfg.on_request(r, srv->cfg.data);
 }
 
+/* Readies the connection for its next request once the current one is over
+ * (response sent, body read or discarded): pipelined bytes move to the front
+ * of the input, the parser starts afresh, and either the header timeout runs
+ * (some of the next head is already here) or the keep-alive idle one does. */
+static void conn_next_request(struct mg_httpd_conn *c)
+{
+    size_t rest = c->in.len - c->ipos;
+    if (rest)
+        memmove(c->in.data, c->in.data + c->ipos, rest);
+    c->in.len = rest;
+    c->ipos = 0;
+    c->head_len = 0;
+    mg_h1_parser_reset(&c->parser);
+    conn_set_state(c, CS_HEAD);
+    uint64_t now = mg_loop_now(c->srv->loop);
+    if (rest) {
+        c->head_bytes = 1;
+        if (c->srv->cfg.header_timeout_ms)
+            c->head_deadline = now + c->srv->cfg.header_timeout_ms;
+    } else if (c->srv->cfg.idle_timeout_ms) {
+        c->idle_deadline = now + c->srv->cfg.idle_timeout_ms;
+    }
+}
+
 /* The response has left (and the body is consumed or given up on): end the
  * request and get ready for the next one. */
 static void request_finish(struct mg_httpd_conn *c)
@@ -697,23 +721,7 @@ static void request_finish(struct mg_httpd_conn *c)
         conn_set_state(c, CS_DISCARD);
         return;
     }
-    /* Next request: pipelined bytes move to the front. */
-    size_t rest = c->in.len - c->ipos;
-    if (rest)
-        memmove(c->in.data, c->in.data + c->ipos, rest);
-    c->in.len = rest;
-    c->ipos = 0;
-    c->head_len = 0;
-    mg_h1_parser_reset(&c->parser);
-    conn_set_state(c, CS_HEAD);
-    uint64_t now = mg_loop_now(c->srv->loop);
-    if (rest) {
-        c->head_bytes = 1;
-        if (c->srv->cfg.header_timeout_ms)
-            c->head_deadline = now + c->srv->cfg.header_timeout_ms;
-    } else if (c->srv->cfg.idle_timeout_ms) {
-        c->idle_deadline = now + c->srv->cfg.idle_timeout_ms;
-    }
+    conn_next_request(c);
 }
 
 /* A body framing error (or a collected body past its cap): answered when no
@@ -938,16 +946,7 @@ static void conn_process(struct mg_httpd_conn *c)
                 continue;
             if (r->body_done) {
                 c->body_deadline = 0;
-                size_t rest = c->in.len - c->ipos;
-                if (rest)
-                    memmove(c->in.data, c->in.data + c->ipos, rest);
-                c->in.len = rest;
-                c->ipos = 0;
-                c->head_len = 0;
-                mg_h1_parser_reset(&c->parser);
-                conn_set_state(c, CS_HEAD);
-                if (!rest && srv->cfg.idle_timeout_ms)
-                    c->idle_deadline = mg_loop_now(srv->loop) + srv->cfg.idle_timeout_ms;
+                conn_next_request(c);
                 continue;
             }
             if (c->peer_eof)
