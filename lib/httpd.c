@@ -167,6 +167,7 @@ struct mg_httpd {
     struct mg_httpd_conn *free_conns;
     unsigned nfree;
     struct mg_buf scratch;       /* response heads are formatted here */
+    struct mg_buf errbody;       /* bodies of the server's own error responses */
     char date[40];               /* "Date: ...\r\n" */
     size_t date_len;
     time_t date_sec;
@@ -299,15 +300,25 @@ static int conn_sendv(struct mg_httpd_conn *c, struct iovec *iov, int n)
  * closes after it. */
 static void conn_error_response(struct mg_httpd_conn *c, int status, const char *text)
 {
-    struct mg_buf *b = &c->srv->scratch;
+    struct mg_httpd *srv = c->srv;
+    struct mg_buf *b = &srv->scratch, *eb = &srv->errbody;
+    const char *ctype = "text/plain";
+    mg_buf_reset(eb);
+    if (!srv->cfg.error_body || srv->cfg.error_body(status, text, eb, &ctype, srv->cfg.data) != 0 ||
+        !ctype || !*ctype) {
+        mg_buf_reset(eb);
+        ctype = "text/plain";
+        if (mg_buf_printf(eb, "%s\n", text) < 0)
+            mg_buf_reset(eb);
+    }
     mg_buf_reset(b);
-    size_t tl = strlen(text);
     mg_h1_put_status(b, status, NULL);
-    put_date(c->srv, b);
-    mg_buf_printf(b, "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
-                  "Connection: close\r\n\r\n%s\n", tl + 1, text);
-    struct iovec iov = {.iov_base = mg_buf_head(b), .iov_len = b->len};
-    if (conn_sendv(c, &iov, 1) < 0) {
+    put_date(srv, b);
+    mg_buf_printf(b, "Content-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+                  ctype, eb->len);
+    struct iovec iov[2] = {{.iov_base = mg_buf_head(b), .iov_len = b->len},
+                           {.iov_base = mg_buf_head(eb), .iov_len = eb->len}};
+    if (conn_sendv(c, iov, eb->len ? 2 : 1) < 0) {
         conn_close(c, MG_HTTPD_END_CLIENT_GONE);
         return;
     }
@@ -1163,6 +1174,7 @@ int mg_httpd_new(struct mg_loop *loop, const struct mg_httpd_config *cfg,
     srv->reject_max = srv->cfg.max_conns / 4 + 16;
     srv->in_max = srv->cfg.limits.max_head + 16 * 1024;
     mg_buf_init(&srv->scratch, 64 * 1024);
+    mg_buf_init(&srv->errbody, 4 * 1024);
     mg_timer_init(&srv->accept_timer, accept_timer_cb, srv);
     srv->lfd = mg_listen_tcp(cfg->listen, cfg->backlog, cfg->reuseport, err);
     if (srv->lfd < 0) {
@@ -1217,6 +1229,7 @@ void mg_httpd_free(struct mg_httpd *srv)
         free(c);
     }
     mg_buf_free(&srv->scratch);
+    mg_buf_free(&srv->errbody);
     free(srv->listen_str);
     free(srv);
 }

@@ -46,6 +46,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "buf.h"
 #include "http1.h"
 #include "loop.h"
 #include "transport.h"
@@ -80,6 +81,14 @@ typedef void (*mg_httpd_collected_cb)(struct mg_httpd_req *req, const char *body
  * above the high-water mark. */
 typedef void (*mg_httpd_writable_cb)(struct mg_httpd_req *req);
 typedef void (*mg_httpd_end_cb)(struct mg_httpd_req *req, enum mg_httpd_end reason);
+/* Formats the body of a response the server sends on its own (a head parse
+ * error, 408, 413, 431, 503 past max_conns, ...), so that an application
+ * with its own error format (the sidecar's OpenAI-style JSON) keeps it for
+ * these too. text is the server's one-line explanation. Append the body to
+ * out (capped at 4 KiB) and set *ctype to its Content-Type (a static
+ * string); return 0, or nonzero to fall back to the plain-text body. */
+typedef int (*mg_httpd_error_body_cb)(int status, const char *text, struct mg_buf *out,
+                                      const char **ctype, void *data);
 
 struct mg_httpd_config {
     const char *listen;           /* "HOST:PORT"; port 0 picks one (mg_httpd_port) */
@@ -107,7 +116,8 @@ struct mg_httpd_config {
     int half_close_aborts;
     struct mg_xprt_factory *xprt; /* NULL: plain TCP */
     mg_httpd_request_cb on_request;
-    void *data;                   /* passed to on_request */
+    void *data;                   /* passed to on_request and error_body */
+    mg_httpd_error_body_cb error_body; /* NULL: "text\n" as text/plain */
 };
 
 /* Defaults as described above; listen and on_request are left NULL. */

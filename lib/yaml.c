@@ -42,7 +42,82 @@ struct ctx {
     struct anchor **tab;
     size_t tab_size;        /* a power of two */
     size_t nanchors;
+    struct mg_yaml_pos *pos; /* NULL: positions not wanted */
+    struct mg_buf path;      /* the path of the node being built (with pos) */
 };
+
+struct pos_entry {
+    char *path;
+    unsigned line, col;
+};
+
+struct mg_yaml_pos {
+    struct pos_entry *v;
+    size_t n, cap;
+};
+
+/* Paths are written as lib/json.h's getters write them: keys joined by
+ * '.', indices as [N], keys holding '.', '[', ']' or '"' (or empty) as
+ * ["key"]. Returns the path length before the push, to pop back to. */
+static size_t path_push_key(struct ctx *c, const char *k, size_t n)
+{
+    size_t old = c->path.len;
+    int plain = n > 0;
+    for (size_t i = 0; i < n && plain; i++)
+        if (k[i] == '.' || k[i] == '[' || k[i] == ']' || k[i] == '"' || k[i] == '\\')
+            plain = 0;
+    int rc;
+    if (plain) {
+        rc = mg_buf_printf(&c->path, "%s%.*s", old ? "." : "", (int)n, k);
+    } else {
+        rc = mg_buf_append_str(&c->path, "[\"");
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            if (k[i] == '"' || k[i] == '\\')
+                rc = mg_buf_append(&c->path, "\\", 1);
+            if (rc == 0)
+                rc = mg_buf_append(&c->path, &k[i], 1);
+        }
+        if (rc == 0)
+            rc = mg_buf_append_str(&c->path, "\"]");
+    }
+    if (rc < 0)
+        c->path.len = old;   /* too long or no memory: positions are best effort */
+    return old;
+}
+
+static size_t path_push_index(struct ctx *c, size_t i)
+{
+    size_t old = c->path.len;
+    if (mg_buf_printf(&c->path, "[%zu]", i) < 0)
+        c->path.len = old;
+    return old;
+}
+
+static void path_pop(struct ctx *c, size_t len)
+{
+    c->path.len = len;
+}
+
+/* Records where the node at the current path starts. Best effort: a
+ * failure only loses a position. */
+static void pos_record(struct ctx *c, const yaml_mark_t *m)
+{
+    struct mg_yaml_pos *p = c->pos;
+    if (!p)
+        return;
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 64;
+        struct pos_entry *v = realloc(p->v, cap * sizeof *v);
+        if (!v)
+            return;
+        p->v = v;
+        p->cap = cap;
+    }
+    char *s = strndup(mg_buf_head(&c->path) ? mg_buf_head(&c->path) : "", c->path.len);
+    if (!s)
+        return;
+    p->v[p->n++] = (struct pos_entry){s, (unsigned)m->line + 1, (unsigned)m->column + 1};
+}
 
 /* What a scalar's text resolves to. */
 enum sv_kind { SV_STR, SV_NULL, SV_BOOL, SV_INT, SV_UINT, SV_FLOAT };
@@ -614,7 +689,14 @@ static int parse_sequence(struct ctx *c, unsigned depth, json_t **out, unsigned 
         }
         json_t *item;
         unsigned ih;
+        size_t mark = 0;
+        if (c->pos) {
+            mark = path_push_index(c, json_array_size(arr));
+            pos_record(c, &ev.start_mark);
+        }
         rc = parse_node(c, &ev, depth + 1, &item, &ih);
+        if (c->pos)
+            path_pop(c, mark);
         yaml_event_delete(&ev);
         if (rc < 0)
             goto fail;
@@ -787,7 +869,15 @@ static int parse_mapping(struct ctx *c, unsigned depth, json_t **out, unsigned *
             json_decref(kval);
             goto fail;
         }
+        size_t mark = 0;
+        if (c->pos && !is_merge) {
+            /* A member's position is its key's: errors point at "key:". */
+            mark = path_push_key(c, json_string_value(kval), json_string_length(kval));
+            pos_record(c, &km);
+        }
         rc = parse_node(c, &vev, depth + 1, &val, &vh);
+        if (c->pos && !is_merge)
+            path_pop(c, mark);
         yaml_event_delete(&vev);
         if (rc < 0) {
             json_decref(kval);
@@ -965,6 +1055,8 @@ static int load_stream(struct ctx *c, json_t *docs)
         rc = next_event(c, &ev);
         if (rc < 0)
             return rc;
+        if (c->pos && ndocs == 1)
+            pos_record(c, &ev.start_mark);   /* the root: "" */
         rc = parse_node(c, &ev, 1, &v, &h);
         yaml_event_delete(&ev);
         if (rc < 0)
@@ -986,12 +1078,15 @@ static int load_stream(struct ctx *c, json_t *docs)
     }
 }
 
-int mg_yaml_load_all(const char *data, size_t len, const struct mg_yaml_limits *lim,
-                     const char *name, struct mg_json_errs *e, json_t **docs)
+static int load_all(const char *data, size_t len, const struct mg_yaml_limits *lim,
+                    const char *name, struct mg_json_errs *e, json_t **docs,
+                    struct mg_yaml_pos *pos)
 {
     struct ctx c;
     int rc;
     memset(&c, 0, sizeof c);
+    c.pos = pos;
+    mg_buf_init(&c.path, 4096);
     *docs = NULL;
     if (lim)
         c.lim = *lim;
@@ -1018,6 +1113,7 @@ int mg_yaml_load_all(const char *data, size_t len, const struct mg_yaml_limits *
     rc = load_stream(&c, arr);
     anchors_clear(&c);
     free(c.tab);
+    mg_buf_free(&c.path);
     yaml_parser_delete(&c.p);
     if (rc < 0) {
         json_decref(arr);
@@ -1027,12 +1123,19 @@ int mg_yaml_load_all(const char *data, size_t len, const struct mg_yaml_limits *
     return 0;
 }
 
-int mg_yaml_load(const char *data, size_t len, const struct mg_yaml_limits *lim,
-                 const char *name, struct mg_json_errs *e, json_t **doc)
+int mg_yaml_load_all(const char *data, size_t len, const struct mg_yaml_limits *lim,
+                     const char *name, struct mg_json_errs *e, json_t **docs)
+{
+    return load_all(data, len, lim, name, e, docs, NULL);
+}
+
+static int load_one(const char *data, size_t len, const struct mg_yaml_limits *lim,
+                    const char *name, struct mg_json_errs *e, json_t **doc,
+                    struct mg_yaml_pos *pos)
 {
     json_t *docs;
     *doc = NULL;
-    int rc = mg_yaml_load_all(data, len, lim, name, e, &docs);
+    int rc = load_all(data, len, lim, name, e, &docs, pos);
     if (rc < 0)
         return rc;
     size_t n = json_array_size(docs);
@@ -1044,6 +1147,115 @@ int mg_yaml_load(const char *data, size_t len, const struct mg_yaml_limits *lim,
     *doc = n ? json_incref(json_array_get(docs, 0)) : json_null();
     json_decref(docs);
     return 0;
+}
+
+int mg_yaml_load(const char *data, size_t len, const struct mg_yaml_limits *lim,
+                 const char *name, struct mg_json_errs *e, json_t **doc)
+{
+    return load_one(data, len, lim, name, e, doc, NULL);
+}
+
+int mg_yaml_load_pos(const char *data, size_t len, const struct mg_yaml_limits *lim,
+                     const char *name, struct mg_json_errs *e, json_t **doc,
+                     struct mg_yaml_pos **pos)
+{
+    *pos = calloc(1, sizeof **pos);
+    if (!*pos) {
+        *doc = NULL;
+        if (e && name)
+            mg_json_errs_set_file(e, name);
+        mg_json_errs_add(e, "", 0, 0, "out of memory");
+        return -ENOMEM;
+    }
+    int rc = load_one(data, len, lim, name, e, doc, *pos);
+    if (rc < 0) {
+        mg_yaml_pos_free(*pos);
+        *pos = NULL;
+    }
+    return rc;
+}
+
+void mg_yaml_pos_free(struct mg_yaml_pos *pos)
+{
+    if (!pos)
+        return;
+    for (size_t i = 0; i < pos->n; i++)
+        free(pos->v[i].path);
+    free(pos->v);
+    free(pos);
+}
+
+/* The parent of a path: "a.b[2]" -> "a.b", "a.b" -> "a", "a" -> "". */
+static size_t path_parent(const char *p, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (p[n - 1] == ']') {
+        /* [N] or ["key"]: find the '[' that opens it (quoted keys may hold
+         * ']' only escaped-free inside quotes, so scan for [" first). */
+        size_t i = n - 1;
+        if (n >= 2 && p[n - 2] == '"') {
+            size_t j = n - 2;
+            while (j > 0) {
+                j--;
+                if (p[j] == '"' && j > 0 && p[j - 1] == '[') {
+                    size_t k = j, bs = 0;
+                    while (k > 0 && p[k - 1] == '\\') {
+                        bs++;
+                        k--;
+                    }
+                    if (bs % 2 == 0)
+                        return j - 1;
+                }
+            }
+            return 0;
+        }
+        while (i > 0 && p[i] != '[')
+            i--;
+        return i;
+    }
+    size_t i = n;
+    while (i > 0 && p[i - 1] != '.' && p[i - 1] != ']')
+        i--;
+    if (i > 0 && p[i - 1] == '.')
+        return i - 1;
+    return i;
+}
+
+int mg_yaml_pos_find(const struct mg_yaml_pos *pos, const char *path, unsigned *line,
+                     unsigned *col)
+{
+    if (!pos || !path)
+        return -ENOENT;
+    size_t n = strlen(path);
+    for (;;) {
+        for (size_t i = 0; i < pos->n; i++) {
+            if (strlen(pos->v[i].path) == n && memcmp(pos->v[i].path, path, n) == 0) {
+                *line = pos->v[i].line;
+                *col = pos->v[i].col;
+                return 0;
+            }
+        }
+        if (n == 0)
+            return -ENOENT;
+        n = path_parent(path, n);
+    }
+}
+
+void mg_yaml_pos_locate(const struct mg_yaml_pos *pos, struct mg_json_errs *e)
+{
+    if (!pos || !e)
+        return;
+    for (size_t i = 0; i < e->n; i++) {
+        struct mg_json_error *err = &e->items[i];
+        if (err->line || !err->path || !*err->path)
+            continue;
+        unsigned line, col;
+        if (mg_yaml_pos_find(pos, err->path, &line, &col) == 0) {
+            err->line = line;
+            err->col = col;
+        }
+    }
 }
 
 static int load_file(const char *path, const struct mg_yaml_limits *lim, struct mg_json_errs *e,

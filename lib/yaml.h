@@ -78,6 +78,28 @@ int mg_yaml_load_all(const char *data, size_t len, const struct mg_yaml_limits *
 int mg_yaml_load(const char *data, size_t len, const struct mg_yaml_limits *lim,
                  const char *name, struct mg_json_errs *e, json_t **doc);
 
+/* Positions: mg_yaml_load_pos() is mg_yaml_load() that also records where
+ * each node of the document starts (a mapping member at its key), by
+ * path in lib/json.h's syntax ("routes[1].versions[0].weight"), so errors
+ * found later by walking the JSON (a config check) can name line:column.
+ * Nodes reached through aliases or merge keys are recorded where they
+ * were written, not under the alias's path; a lookup then falls back to
+ * the nearest recorded ancestor. On success *pos is the caller's
+ * (mg_yaml_pos_free); on failure it is NULL. */
+struct mg_yaml_pos;
+int mg_yaml_load_pos(const char *data, size_t len, const struct mg_yaml_limits *lim,
+                     const char *name, struct mg_json_errs *e, json_t **doc,
+                     struct mg_yaml_pos **pos);
+void mg_yaml_pos_free(struct mg_yaml_pos *pos);
+/* line:col (1-based) of the node at path, or of its nearest recorded
+ * ancestor (a missing key points at the mapping that lacks it; the root,
+ * path "", is the document's start). 0 or -ENOENT (an empty document). */
+int mg_yaml_pos_find(const struct mg_yaml_pos *pos, const char *path, unsigned *line,
+                     unsigned *col);
+/* Gives every error in e that has a path but no position the position of
+ * that path (as mg_yaml_pos_find finds it). */
+void mg_yaml_pos_locate(const struct mg_yaml_pos *pos, struct mg_json_errs *e);
+
 /* The same from files, read up to max_bytes; also -errno. */
 int mg_yaml_load_all_file(const char *path, const struct mg_yaml_limits *lim,
                           struct mg_json_errs *e, json_t **docs);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -52,6 +53,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rc = mg_yaml_load((const char *)data, size, &lim, NULL, &e, &one);
     if (rc == 0 && !one)
         abort();
+    /* With positions recorded: the same document, and every top-level
+     * member of a mapping has a position. */
+    json_t *withpos = NULL;
+    struct mg_yaml_pos *pos = NULL;
+    int rc2 = mg_yaml_load_pos((const char *)data, size, &lim, NULL, &e, &withpos, &pos);
+    if ((rc2 == 0) != (rc == 0) || (rc2 == 0 && (!pos || !json_equal(one, withpos))) ||
+        (rc2 < 0 && pos))
+        abort();
+    if (rc2 == 0 && json_is_object(withpos)) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(withpos, k, v) {
+            unsigned l = 0, c = 0;
+            /* keys with '.', '[', ']', '"' or '\\' need quoting: skip them */
+            if (k[strcspn(k, ".[]\"\\")] != '\0' || !*k)
+                continue;
+            if (mg_yaml_pos_find(pos, k, &l, &c) != 0 || l == 0 || c == 0)
+                abort();
+        }
+    }
+    mg_yaml_pos_locate(pos, &e);
+    mg_yaml_pos_free(pos);
+    json_decref(withpos);
     json_decref(one);
 
     struct mg_buf eb;

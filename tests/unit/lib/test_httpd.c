@@ -126,6 +126,7 @@ static void on_request(struct mg_httpd_req *req, void *data)
 }
 
 static uint32_t write_timeout_ms;
+static mg_httpd_error_body_cb error_body;
 
 static void start(int half_close_aborts)
 {
@@ -137,6 +138,7 @@ static void start(int half_close_aborts)
     cfg.reuseport = 0;
     cfg.on_request = on_request;
     cfg.half_close_aborts = half_close_aborts;
+    cfg.error_body = error_body;
     const char *err;
     if (mg_httpd_new(loop, &cfg, &srv, &err) < 0) {
         printf("# %s\n", err);
@@ -510,6 +512,49 @@ static void t_emfile_does_not_spin(void)
     mg_httpd_free(srv);
 }
 
+static int json_error_body(int status, const char *text, struct mg_buf *out, const char **ctype,
+                           void *data)
+{
+    if (status == 505)
+        return -1;   /* falls back to text */
+    *ctype = "application/json";
+    return mg_buf_printf(out, "{\"error\":{\"code\":%d,\"message\":\"%s\"}}", status, text) < 0;
+}
+
+/* The server's own error responses take the application's body format when
+ * it gives one, and fall back to text when the formatter declines. */
+static void t_error_body_hook(void)
+{
+    error_body = json_error_body;
+    start(1);
+    int fd = client();
+    say(fd, "GET / HTTP/1.1\r\nHost: t\r\nThis is not a header\r\n\r\n");
+    char buf[4096] = "";
+    CHECK_EQ_INT(collect(fd, buf, sizeof buf, NULL, 0, 1000), 1);
+    CHECK(strncmp(buf, "HTTP/1.1 400 ", 13) == 0);
+    CHECK(strstr(buf, "Content-Type: application/json\r\n") != NULL);
+    CHECK(strstr(buf, "Connection: close\r\n") != NULL);
+    const char *body = strstr(buf, "\r\n\r\n");
+    REQUIRE(body != NULL);
+    body += 4;
+    static const char want[] = "{\"error\":{\"code\":400,\"message\":\"";
+    CHECK(strncmp(body, want, sizeof want - 1) == 0);
+    char cl[64];
+    snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", strlen(body));
+    CHECK(strstr(buf, cl) != NULL);
+    close(fd);
+
+    fd = client();
+    say(fd, "GET / HTTP/2.0\r\nHost: t\r\n\r\n");
+    buf[0] = '\0';
+    CHECK_EQ_INT(collect(fd, buf, sizeof buf, NULL, 0, 1000), 1);
+    CHECK(strncmp(buf, "HTTP/1.1 505 ", 13) == 0);
+    CHECK(strstr(buf, "Content-Type: text/plain\r\n") != NULL);
+    close(fd);
+    mg_httpd_free(srv);
+    error_body = NULL;
+}
+
 int main(void)
 {
     if (mg_loop_new(&loop) < 0)
@@ -525,6 +570,7 @@ int main(void)
     RUN(t_discard_overflow_lingers);
     RUN(t_write_timeout);
     RUN(t_emfile_does_not_spin);
+    RUN(t_error_body_hook);
     mg_loop_run_once(loop, 0);
     mg_loop_free(loop);
     return test_done();

@@ -617,6 +617,73 @@ static void t_load_file(void)
     unlink(path);
 }
 
+/* Positions recorded by path let errors found by walking the JSON name
+ * line:col, falling back to the nearest ancestor for absent keys. */
+static void t_positions_by_path(void)
+{
+    static const char doc[] =
+        "listen: 0.0.0.0:8080\n"                      /* 1 */
+        "routes:\n"                                   /* 2 */
+        "  - model: m\n"                              /* 3 */
+        "    versions:\n"                             /* 4 */
+        "      - name: v1\n"                          /* 5 */
+        "        weight: -5\n"                        /* 6 */
+        "      - {name: v2, weight: 1}\n"             /* 7 */
+        "    \"a.b\": {x: 1}\n"                       /* 8 */
+        "    base: &b {k: 1}\n"                       /* 9 */
+        "    other: *b\n";                            /* 10 */
+    struct mg_json_errs e;
+    mg_json_errs_init(&e, 0);
+    json_t *v = NULL;
+    struct mg_yaml_pos *pos = NULL;
+    REQUIRE(mg_yaml_load_pos(doc, strlen(doc), NULL, "r.yaml", &e, &v, &pos) == 0);
+    unsigned l = 0, c = 0;
+    CHECK(mg_yaml_pos_find(pos, "routes[0].versions[0].weight", &l, &c) == 0);
+    CHECK_EQ_INT(l, 6);
+    CHECK_EQ_INT(c, 9);
+    CHECK(mg_yaml_pos_find(pos, "routes[0].versions[1]", &l, &c) == 0);
+    CHECK_EQ_INT(l, 7);
+    CHECK_EQ_INT(c, 9);
+    CHECK(mg_yaml_pos_find(pos, "routes[0].versions[1].weight", &l, &c) == 0);
+    CHECK_EQ_INT(l, 7);
+    CHECK_EQ_INT(c, 20);
+    /* an absent key: the mapping that lacks it */
+    CHECK(mg_yaml_pos_find(pos, "routes[0].versions[0].endpoints", &l, &c) == 0);
+    CHECK_EQ_INT(l, 5);
+    CHECK_EQ_INT(c, 9);
+    CHECK(mg_yaml_pos_find(pos, "routes[0][\"a.b\"].x", &l, &c) == 0);
+    CHECK_EQ_INT(l, 8);
+    CHECK_EQ_INT(c, 13);
+    CHECK(mg_yaml_pos_find(pos, "routes[0][\"a.b\"].nope", &l, &c) == 0);
+    CHECK_EQ_INT(l, 8);
+    CHECK_EQ_INT(c, 5);
+    /* through an alias: the alias's key */
+    CHECK(mg_yaml_pos_find(pos, "routes[0].other.k", &l, &c) == 0);
+    CHECK_EQ_INT(l, 10);
+    /* unknown top-level key: the document's start */
+    CHECK(mg_yaml_pos_find(pos, "nothing", &l, &c) == 0);
+    CHECK_EQ_INT(l, 1);
+    CHECK_EQ_INT(c, 1);
+
+    mg_json_errs_add(&e, "routes[0].versions[0].weight", 0, 0, "must be 0..10000");
+    mg_json_errs_add(&e, "", 0, 0, "document level");
+    mg_yaml_pos_locate(pos, &e);
+    struct mg_buf out;
+    mg_buf_init(&out, 4096);
+    REQUIRE(mg_json_errs_format(&e, &out) == 0);
+    CHECK(strstr(mg_buf_head(&out), "r.yaml:6:9: routes[0].versions[0].weight: must be 0..10000\n") != NULL);
+    CHECK(strstr(mg_buf_head(&out), "r.yaml: document level\n") != NULL);
+    mg_buf_free(&out);
+    json_decref(v);
+    mg_yaml_pos_free(pos);
+
+    /* failure: no positions, no leak */
+    pos = (struct mg_yaml_pos *)1;
+    CHECK(mg_yaml_load_pos("a: [", 4, NULL, "x", &e, &v, &pos) == -EINVAL);
+    CHECK(pos == NULL);
+    mg_json_errs_free(&e);
+}
+
 int main(void)
 {
     t_scalar_typing_table();
@@ -634,5 +701,6 @@ int main(void)
     RUN(t_block_scalars_and_json_input);
     RUN(t_syntax_errors_have_positions);
     RUN(t_load_file);
+    RUN(t_positions_by_path);
     return test_done();
 }
