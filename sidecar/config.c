@@ -525,9 +525,16 @@ static int parse_route(struct vctx *v, json_t *rj, unsigned i, struct sc_route *
     static const char *const tdef[4] = {"1s", "30s", "60s", "10m"};
     if (chk(v, mg_json_opt_object(root, v->e, &tj, "%s.timeouts", base)) == 0) {
         chk(v, mg_json_check_keys(root, v->e, tkeys, "%s.timeouts", base));
-        for (unsigned k = 0; k < 4; k++)
-            chk(v, mg_json_opt_duration(root, v->e, &t[k], 0, SC_TIMEOUT_MAX_MS, "%s.timeouts.%s",
-                                        base, tkeys[k]));
+        for (unsigned k = 0; k < 4; k++) {
+            /* YAML reads "idle: 0" as the integer 0: the one duration that
+             * needs no unit, and here it means "none". */
+            json_t *tv = tj ? json_object_get(tj, tkeys[k]) : NULL;
+            if (json_is_integer(tv) && json_integer_value(tv) == 0)
+                t[k] = 0;
+            else
+                chk(v, mg_json_opt_duration(root, v->e, &t[k], 0, SC_TIMEOUT_MAX_MS,
+                                            "%s.timeouts.%s", base, tkeys[k]));
+        }
         if (json_is_object(rj)) {
             json_t *to = sub_object(rj, "timeouts");
             if (!to)
