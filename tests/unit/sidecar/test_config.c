@@ -345,6 +345,8 @@ static const struct err_case ERR_CASES[] = {
     {"listen port 0", "listen: 127.0.0.1:0\n" ROUTE(""), "listen", "port must be 1-65535"},
     {"admin port too big", LISTEN "admin: 127.0.0.1:65536\n" ROUTE(""), "admin",
      "is not host:port"},
+    {"admin same port as listen", "listen: 0.0.0.0:8080\nadmin: 127.0.0.1:8080\n" ROUTE(""), "admin",
+     "overlaps listen \"0.0.0.0:8080\""},
     {"admin not a string", LISTEN "admin: 9901\n" ROUTE(""), "admin", "expected a string, got integer"},
     {"workers 0", LISTEN "workers: 0\n" ROUTE(""), "workers", "0 is out of range [1, 64]"},
     {"workers 65", LISTEN "workers: 65\n" ROUTE(""), "workers", "65 is out of range [1, 64]"},
