@@ -617,7 +617,9 @@ const struct sc_route *sc_config_route(const struct sc_config *cfg, const char *
     size_t h = (size_t)model_hash(model, len) & p->index_mask;
     for (unsigned slot; (slot = p->index[h]) != 0; h = (h + 1) & p->index_mask) {
         const struct sc_route *r = &cfg->routes[slot - 1];
-        if (strncmp(r->model, model, len) == 0 && r->model[len] == '\0')
+        /* strnlen first: the request's bytes may hold a NUL, and r->model
+         * must not be read past its end. */
+        if (strnlen(r->model, len + 1) == len && memcmp(r->model, model, len) == 0)
             return r;
     }
     return p->wildcard;

@@ -270,6 +270,9 @@ static void t_wildcard_and_lookup(void)
     CHECK(sc_config_route(c, "b", 1) == &c->routes[2]);
     CHECK(sc_config_route(c, "", 0) == &c->routes[3]);
     CHECK(sc_config_route(c, "*", 1) == &c->routes[3]);
+    /* A NUL inside the request's model is just another byte. */
+    CHECK(sc_config_route(c, "a\0b", 3) == &c->routes[3]);
+    CHECK(sc_config_route(c, "ab\0", 3) == &c->routes[3]);
     sc_config_unref(c);
 
     /* Without a wildcard an unknown model has no route. */
