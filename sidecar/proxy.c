@@ -1275,6 +1275,10 @@ void *sc_worker_main(void *arg)
 
 void sc_worker_free(struct sc_worker *w)
 {
+    /* A table posted just before the stop holds a reference: deliver it
+     * (one last iteration) rather than leak it. */
+    if (w->loop && w->rt)
+        mg_loop_run_once(w->loop, 0);
     if (w->srv)
         mg_httpd_free(w->srv);   /* requests in flight end (SHUTDOWN) */
     w->srv = NULL;
