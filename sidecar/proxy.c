@@ -47,6 +47,8 @@
 #define TRACEPARENT_LEN 55
 /* Upstream head: the client's head plus what we add. */
 #define UP_HEAD_EXTRA 1024
+/* "upstream request failed" lines per second and worker. */
+#define WARN_PER_SEC 10
 
 const char *const sc_uperr_names[SC_UPERR_N] = {
     [SC_UPERR_CONNECT] = "connect",
@@ -789,10 +791,28 @@ static void up_error(struct mg_httpc_req *up, enum mg_httpc_error kind, int err)
     default: k = SC_UPERR_LOCAL; break;
     }
     r->uperr = (int)k;
-    const char *ep = mg_httpc_endpoint_name(r->ver->eps[r->ep]);
-    mg_log(MG_LOG_WARN, "upstream request failed", "request_id", MG_S(r->reqid), "endpoint",
-           MG_S(ep), "version", MG_S(r->ver->cv->name), "error", MG_S(mg_httpc_strerror(kind)),
-           "errno", MG_ERRNO(err), "response_started", MG_B(r->started));
+    /* A dead backend fails every request: at most WARN_PER_SEC lines per
+     * second per worker, then a count of the ones left out (the access
+     * log still has every request with its error kind). */
+    struct sc_worker *w = r->w;
+    uint64_t sec = mg_loop_now(w->loop) / 1000;
+    if (sec != w->warn_sec) {
+        if (w->warn_dropped)
+            mg_log(MG_LOG_WARN, "upstream failures not logged", "count", MG_U(w->warn_dropped),
+                   "worker", MG_U(w->idx));
+        w->warn_sec = sec;
+        w->warn_count = 0;
+        w->warn_dropped = 0;
+    }
+    if (w->warn_count++ < WARN_PER_SEC) {
+        const char *ep = mg_httpc_endpoint_name(r->ver->eps[r->ep]);
+        mg_log(MG_LOG_WARN, "upstream request failed", "request_id", MG_S(r->reqid), "endpoint",
+               MG_S(ep), "version", MG_S(r->ver->cv->name), "error",
+               MG_S(mg_httpc_strerror(kind)), "errno", MG_ERRNO(err), "response_started",
+               MG_B(r->started));
+    } else {
+        w->warn_dropped++;
+    }
     if (r->started) {
         mg_httpd_abort(r->down);
         return;
