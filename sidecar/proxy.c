@@ -575,8 +575,12 @@ static int build_upstream_head(struct mg_buf *b, const struct mg_h1_msg *m, cons
                                size_t body_len)
 {
     mg_buf_reset(b);
-    b->max = m->head_len + UP_HEAD_EXTRA + strlen(epname);
-    int rc = mg_buf_reserve(b, b->max);
+    /* The client's head (a header may grow by the space after its colon),
+     * plus what is added here: usually no reallocation. */
+    size_t eplen = strlen(epname);
+    b->max = m->head_len + UP_HEAD_EXTRA + eplen;
+    int rc = mg_buf_reserve(b, m->head_len + m->nheaders + reqid_len + TRACEPARENT_LEN + eplen +
+                                   128);
     if (rc < 0)
         return rc;
     int conn[8];
