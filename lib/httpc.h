@@ -66,6 +66,10 @@ enum mg_httpc_error {
 /* "connect failed", ... for logs. */
 const char *mg_httpc_strerror(enum mg_httpc_error kind);
 
+/* The final response head. msg and the bytes it points to stay valid (and
+ * unchanged) until the request ends: through on_done or on_error, or until
+ * mg_httpc_cancel(). A proxy may so answer its own client later, e.g. with
+ * the first body bytes. */
 typedef void (*mg_httpc_head_cb)(struct mg_httpc_req *req, const struct mg_h1_msg *msg);
 /* Body bytes, valid during the call only. */
 typedef void (*mg_httpc_body_cb)(struct mg_httpc_req *req, const char *p, size_t n);
@@ -99,7 +103,10 @@ struct mg_httpc_req {
     unsigned stream_body : 1;
     unsigned no_retry : 1;
     int64_t stream_length;
-    /* 0: the client's defaults. */
+    /* 0: the client's defaults. connect_timeout_ms applies when the request
+     * opens a new connection (a pooled one is already connected); a
+     * transparent retry's connect gets it too. */
+    uint32_t connect_timeout_ms;
     uint32_t head_timeout_ms;
     uint32_t read_timeout_ms;
 

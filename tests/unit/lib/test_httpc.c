@@ -230,6 +230,80 @@ static void t_get_and_reuse(void)
     mg_httpd_free(srv);
 }
 
+/* The head handed to on_head stays valid until the request ends (the
+ * sidecar answers its client with it at the first body bytes): checked at
+ * every span of a 1 MiB body and in on_done. */
+struct kept {
+    struct result r;
+    const struct mg_h1_msg *msg;
+    char first[256];
+    int status;
+    int bad;
+};
+
+static void kept_snapshot(const struct mg_h1_msg *m, char *out, size_t n)
+{
+    snprintf(out, n, "%d|%u|%.*s: %.*s", m->status, m->nheaders, (int)m->headers[0].name_len,
+             m->headers[0].name, (int)m->headers[0].value_len, m->headers[0].value);
+}
+
+static void kept_check(struct kept *k)
+{
+    char now[256];
+    kept_snapshot(k->msg, now, sizeof now);
+    if (strcmp(now, k->first) != 0)
+        k->bad++;
+}
+
+static void kept_head(struct mg_httpc_req *req, const struct mg_h1_msg *m)
+{
+    struct kept *k = req->data;
+    k->msg = m;
+    kept_snapshot(m, k->first, sizeof k->first);
+    k->r.status = m->status;
+}
+
+static void kept_body(struct mg_httpc_req *req, const char *p, size_t n)
+{
+    struct kept *k = req->data;
+    kept_check(k);
+    k->r.body_total += n;
+}
+
+static void kept_done(struct mg_httpc_req *req)
+{
+    struct kept *k = req->data;
+    kept_check(k);
+    k->r.done = 1;
+}
+
+static void t_head_kept_until_done(void)
+{
+    start_httpd(0);
+    struct mg_httpc *cl = new_client(0, 0);
+    struct mg_httpc_endpoint *ep;
+    REQUIRE(mg_httpc_endpoint(cl, srv_addr, &ep, NULL) == 0);
+    for (int i = 0; i < 2; i++) {   /* fresh, then pooled */
+        struct kept k;
+        memset(&k, 0, sizeof k);
+        r_init(&k.r, "GET", i ? "/" : "/big");
+        k.r.req.data = &k;
+        k.r.req.on_head = kept_head;
+        k.r.req.on_body = kept_body;
+        k.r.req.on_done = kept_done;
+        REQUIRE(mg_httpc_send(cl, ep, &k.r.req) == 0);
+        REQUIRE(wait_for(&k.r, 3000));
+        CHECK_EQ_INT(k.r.done, 1);
+        CHECK_EQ_INT(k.r.status, 200);
+        CHECK(k.msg != NULL);
+        CHECK_EQ_INT(k.bad, 0);
+        if (i == 0)
+            CHECK_EQ_INT(k.r.body_total, sizeof big);
+    }
+    mg_httpc_free(cl);
+    mg_httpd_free(srv);
+}
+
 static void t_pool_cap_and_idle_timeout(void)
 {
     start_httpd(0);
@@ -764,6 +838,50 @@ static void t_connect_timeout(void)
     close(lfd);
 }
 
+/* The request's own connect timeout wins over the client's (the sidecar
+ * sets one per route). */
+static void t_connect_timeout_per_request(void)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    REQUIRE(bind(lfd, (struct sockaddr *)&sin, sizeof sin) == 0);
+    REQUIRE(listen(lfd, 0) == 0);
+    socklen_t sl = sizeof sin;
+    getsockname(lfd, (struct sockaddr *)&sin, &sl);
+    int fill[4];
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        connect(fill[i], (struct sockaddr *)&sin, sizeof sin);
+    }
+    usleep(50000);
+    struct mg_httpc_config cfg;
+    mg_httpc_config_default(&cfg);
+    cfg.connect_timeout_ms = 5000;
+    struct mg_httpc *cl;
+    REQUIRE(mg_httpc_new(loop, &cfg, &cl) == 0);
+    char a[64];
+    snprintf(a, sizeof a, "127.0.0.1:%d", ntohs(sin.sin_port));
+    struct mg_httpc_endpoint *ep;
+    REQUIRE(mg_httpc_endpoint(cl, a, &ep, NULL) == 0);
+    struct result r;
+    r_init(&r, "GET", "/");
+    r.req.connect_timeout_ms = 150;
+    mg_loop_update_time(loop);
+    uint64_t t0 = mg_now_ns();
+    REQUIRE(mg_httpc_send(cl, ep, &r.req) == 0);
+    REQUIRE(wait_for(&r, 3000));
+    uint64_t el = (mg_now_ns() - t0) / 1000000u;
+    CHECK_EQ_INT(r.failed, 1);
+    CHECK_EQ_INT(r.kind, MG_HTTPC_ERR_CONNECT_TIMEOUT);
+    if (el < 149 || el >= 1000)
+        printf("# connect timeout after %llu ms\n", (unsigned long long)el);
+    CHECK(el >= 149 && el < 1000);
+    mg_httpc_free(cl);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
 static void t_1xx_eof_body_and_connection_close(void)
 {
     struct mg_httpc *cl = new_client(0, 0);
@@ -834,6 +952,7 @@ int main(void)
     if (mg_loop_new(&loop) < 0)
         return 1;
     RUN(t_get_and_reuse);
+    RUN(t_head_kept_until_done);
     RUN(t_pool_cap_and_idle_timeout);
     RUN(t_server_closes_pooled_connection);
     RUN(t_response_backpressure);
@@ -845,6 +964,7 @@ int main(void)
     RUN(t_reset_while_paused_does_not_spin);
     RUN(t_error_kinds);
     RUN(t_connect_timeout);
+    RUN(t_connect_timeout_per_request);
     RUN(t_1xx_eof_body_and_connection_close);
     RUN(t_send_argument_errors);
     mg_loop_run_once(loop, 0);
