@@ -6,7 +6,8 @@
  *   mg-load --connect HOST:PORT [--conns N] [--requests M | --duration-ms D]
  *           [--method M] [--path P] [--body S | --body-file F]
  *           [-H 'Name: value']... [--key-header NAME --keys K [--keys-out F]]
- *           [--version-header NAME] [--request-timeout-ms T] [--timeout-ms T]
+ *           [--version-header NAME] [--backend-header NAME]
+ *           [--request-timeout-ms T] [--timeout-ms T]
  *
  * N keep-alive connections (default 4) each carry one request at a time;
  * the next request leaves as soon as one ends. It stops after M requests
@@ -26,6 +27,10 @@
  *    "bytes":..,"ms":..,"rps":..,"p50_ms":..,"p99_ms":..,"max_ms":..,
  *    "keys":K,"keys_seen":..,"keys_inconsistent":..}
  * "versions" counts every response by its version header ("-": none).
+ * --backend-header NAME counts in "backend_mismatch" the responses whose NAME
+ * header differs from (or lacks) the version header: with modelsim backends
+ * started with --version equal to the route's version names,
+ * x-modelsim-version proves which backend really served.
  * Exit status 0 when the run finished (whatever the statuses), 1 when it
  * could not run or hit --timeout-ms, 2 on bad usage. */
 #define _GNU_SOURCE
@@ -71,6 +76,8 @@ static const char *body;
 static size_t body_len;
 static struct mg_h1_header user_hdrs[MAX_HEADERS];
 static unsigned nuser_hdrs;
+static const char *backend_header;
+static long backend_mismatch;
 static const char *key_header;
 static long nkeys;
 static unsigned char *key_version;    /* per key: version index + 1, 0 unseen */
@@ -135,6 +142,12 @@ static void on_head(struct mg_httpc_req *req, const struct mg_h1_msg *m)
     s->status = m->status;
     int i = mg_h1_find_header(m, version_header, 0);
     s->version = i < 0 ? -1 : version_index(m->headers[i].value, m->headers[i].value_len);
+    if (backend_header) {
+        int b = mg_h1_find_header(m, backend_header, 0);
+        if (i < 0 || b < 0 || m->headers[i].value_len != m->headers[b].value_len ||
+            memcmp(m->headers[i].value, m->headers[b].value, m->headers[b].value_len) != 0)
+            backend_mismatch++;
+    }
 }
 
 static void on_body(struct mg_httpc_req *req, const char *p, size_t n)
@@ -270,7 +283,7 @@ static void usage(void)
             "usage: mg-load --connect HOST:PORT [--conns N] [--requests M | --duration-ms D]\n"
             "  [--method M] [--path P] [--body S | --body-file F] [-H 'Name: value']...\n"
             "  [--key-header NAME --keys K [--keys-out F]] [--version-header NAME]\n"
-            "  [--request-timeout-ms T] [--timeout-ms T]\n");
+            "  [--backend-header NAME] [--request-timeout-ms T] [--timeout-ms T]\n");
 }
 
 static int add_header(const char *arg)
@@ -305,6 +318,7 @@ int main(int argc, char **argv)
         {"keys", required_argument, 0, 'K'},
         {"keys-out", required_argument, 0, 'o'},
         {"version-header", required_argument, 0, 'v'},
+        {"backend-header", required_argument, 0, 'E'},
         {"request-timeout-ms", required_argument, 0, 'R'},
         {"timeout-ms", required_argument, 0, 't'},
         {0, 0, 0, 0},
@@ -333,6 +347,7 @@ int main(int argc, char **argv)
         case 'K': nkeys = atol(optarg); break;
         case 'o': keys_out = optarg; break;
         case 'v': version_header = optarg; break;
+        case 'E': backend_header = optarg; break;
         case 'R': req_timeout_ms = strtoul(optarg, NULL, 10); break;
         case 't': timeout_ms = strtoul(optarg, NULL, 10); break;
         default: usage(); return 2;
@@ -427,6 +442,8 @@ int main(int argc, char **argv)
            (unsigned long long)st.retried, body_bytes, ms,
            ms > 0 ? (double)done_count * 1000.0 / ms : 0.0, pct_ms(0.5), pct_ms(0.99),
            pct_ms(1.0));
+    if (backend_header)
+        printf(",\"backend_mismatch\":%ld", backend_mismatch);
     if (key_header)
         printf(",\"keys\":%ld,\"keys_seen\":%ld,\"keys_inconsistent\":%ld", nkeys, keys_seen,
                keys_inconsistent);
