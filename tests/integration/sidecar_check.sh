@@ -81,9 +81,10 @@ routes:
 EOF
 check_eq "a table with 11 mistakes: exit 1" "$(chk "$D/bad.yaml")" 1
 echo "# --check bad.yaml said:"; sed 's/^/#   /' "$D/chk.out"
-# named PATH WHAT: an error line "bad.yaml:L:C: PATH: ..." exists.
+# named PATH WHAT: an error line "bad.yaml[:L:C]: PATH: ..." exists (the
+# position is checked once, below).
 named() {
-    check "names $2 ($1)" grep -qE "bad\.yaml:[0-9]+:[0-9]+: $(sed 's/[][.]/\\&/g' <<<"$1"): " "$D/chk.out"
+    check "names $2 ($1)" grep -qE "bad\.yaml(:[0-9]+:[0-9]+)?: $(sed 's/[][.]/\\&/g' <<<"$1"): " "$D/chk.out"
 }
 named workers "workers 0 (1..64)"
 named limits.requestBody "a size that is not one"
@@ -96,9 +97,9 @@ named 'routes[1].match[0].version' "a match rule naming an unknown version"
 named 'routes[1].timeouts.connect' "a duration that is not one"
 named 'routes[3].model' "a second \"*\" route"
 named 'routes[4].versions' "weights that sum to 0"
-check "names the missing listen" grep -qE "bad\.yaml(:[0-9]+:[0-9]+)?: (listen|): .*listen" "$D/chk.out"
+check "names the missing listen" grep -qE "bad\.yaml(:[0-9]+:[0-9]+)?: listen: " "$D/chk.out"
 n=$(grep -cE "bad\.yaml:[0-9]+:[0-9]+: [^ :]+: .+" "$D/chk.out")
-check "at least 10 lines of the form file:line:col: path: message ($n)" [ "$n" -ge 10 ]
+check "errors carry their position: at least 10 lines of the form file:line:col: path: message ($n)" [ "$n" -ge 10 ]
 
 printf 'listen: 127.0.0.1:8080\nroutes:\n  - model: m\n    versions: [ { name: v1, weight: 1\n' >"$D/syntax.yaml"
 check_eq "YAML with a syntax error: exit 1" "$(chk "$D/syntax.yaml")" 1
