@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/loop.h"
 #include "lib/yaml.h"
@@ -238,6 +239,24 @@ static int check_hostport(struct vctx *v, const char *path, const char *s, int l
         return -EINVAL;
     }
     return 0;
+}
+
+/* Whether two listen addresses would bind the same port: with SO_REUSEPORT
+ * both binds succeed and connections would be split between data and admin
+ * traffic, so this is caught here rather than at bind time. */
+static int same_listener(const char *a, const char *b)
+{
+    char ha[SC_HOST_MAX + 2], hb[SC_HOST_MAX + 2];
+    unsigned pa, pb;
+    if (mg_split_hostport(a, ha, sizeof ha, &pa) < 0 || mg_split_hostport(b, hb, sizeof hb, &pb) < 0)
+        return 0;
+    if (pa != pb)
+        return 0;
+    static const char *const any[] = {"", "*", "0.0.0.0", "::", NULL};
+    for (unsigned i = 0; any[i]; i++)
+        if (strcmp(ha, any[i]) == 0 || strcmp(hb, any[i]) == 0)
+            return 1;
+    return strcasecmp(ha, hb) == 0;
 }
 
 /* Optional object/array that the current issue does not enforce yet. */
@@ -598,7 +617,9 @@ const struct sc_route *sc_config_route(const struct sc_config *cfg, const char *
     size_t h = (size_t)model_hash(model, len) & p->index_mask;
     for (unsigned slot; (slot = p->index[h]) != 0; h = (h + 1) & p->index_mask) {
         const struct sc_route *r = &cfg->routes[slot - 1];
-        if (strncmp(r->model, model, len) == 0 && r->model[len] == '\0')
+        /* strnlen first: the request's bytes may hold a NUL, and r->model
+         * must not be read past its end. */
+        if (strnlen(r->model, len + 1) == len && memcmp(r->model, model, len) == 0)
             return r;
     }
     return p->wildcard;
@@ -632,6 +653,9 @@ static int parse_doc(struct vctx *v, struct sc_config *cfg)
     if (chk(v, mg_json_opt_string(root, v->e, &s, "admin")) == 0 && s &&
         check_hostport(v, "admin", s, 1) == 0 && !(cfg->admin = strdup(s)))
         return -ENOMEM;
+    if (cfg->listen && cfg->admin && same_listener(cfg->listen, cfg->admin))
+        verr(v, "admin", "\"%s\" overlaps listen \"%s\"; the admin port must be another port",
+             cfg->admin, cfg->listen);
     n = 1;
     chk(v, mg_json_opt_int(root, v->e, &n, 1, SC_MAX_WORKERS, "workers"));
     cfg->workers = (unsigned)n;
