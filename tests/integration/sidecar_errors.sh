@@ -205,6 +205,10 @@ st=$(head -n 1 "$MG_TMP/slowloris.out" | awk '{ print $2 }')
 check "slowloris: the sidecar closes a head still incomplete after headerTimeout 1s (closed: rc $rc)" [ "$rc" != 124 ]
 check "slowloris: ...at about 1 s, dripping does not extend it (${el}s)" eval 'fge "$el" 0.95 && flt "$el" $(awk -v s=$slow "BEGIN { print 1 + 0.8 * s }")'
 check "slowloris: ...with 408 or nothing ('$st')" eval '[ "$st" = 408 ] || [ -z "$st" ]'
+if [ "$st" = 408 ]; then
+    awk 'f { print } /^\r?$/ { f = 1 }' "$MG_TMP/slowloris.out" >"$MG_TMP/slowloris.body"
+    check_eq "slowloris: ...the 408 has an OpenAI-style error body" "$(oai_error "$MG_TMP/slowloris.body")" ok
+fi
 
 # Keep-alive idle: a request, 400 ms of silence, another on the same
 # connection, then silence: closed keepAliveTimeout 700ms after the second.

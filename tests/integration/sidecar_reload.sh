@@ -19,7 +19,10 @@ SLOW=$sim_port
 sc_ports
 TOKEN=s3cret-$RANDOM$RANDOM
 printf '%s\n' "$TOKEN" >"$MG_TMP/token"
-CFG=$MG_TMP/sc.yaml
+# The table in a directory of its own, as a ConfigMap mount would be: the
+# sidecar watches the directory, and our logs are written next door.
+mkdir -p "$MG_TMP/conf"
+CFG=$MG_TMP/conf/sc.yaml
 
 # table W1 W2 [SVER]: the route table, route m weighted W1/W2; route s is
 # served by version v1 on the slow backend, or with SVER=v9 by v9 on v2's.
@@ -187,12 +190,16 @@ g=$(scm modelgate_config_generation)
 start_bg load "$LOAD" --connect "127.0.0.1:$SC_PORT" --conns 4 --duration-ms 3000 --timeout-ms $((20000 * slow)) \
     --path /v1/chat/completions --body "$(chat m hi)" --backend-header x-modelsim-version
 lpid=$(pid_of load)
-sleep 0.5
+sleep 0.4
 write_cfg 50 50
 kill -HUP "$(pid_of sc)"
-sleep 0.8
+wait_for $((2 * slow)) gen_above "$g"
+g1=$(scm modelgate_config_generation)
+sleep 0.4
 write_cfg 10 90
-sleep 0.8
+wait_for $((2 * slow)) gen_above "$g1"
+g2=$(scm modelgate_config_generation)
+sleep 0.4
 st=$(post_config "$(json_table 70 30)" "${auth[@]}")
 wait "$lpid"
 lrc=$?
@@ -200,7 +207,9 @@ res=$(grep '^{' "$MG_TMP/load.log" | tail -n 1)
 echo "# load during reloads: $res"
 check_eq "under load: the load tool finished (exit 0)" "$lrc" 0
 check_eq "under load: POST /config answered 200" "$st" 200
-check "under load: the generation went up by at least 3 (from $g to $(scm modelgate_config_generation))" [ "$(scm modelgate_config_generation)" -ge $((g + 3)) ]
+check "under load: SIGHUP was taken (generation $g -> $g1)" [ "$g1" -gt "$g" ]
+check "under load: the file change alone was taken within $((2 * slow)) s (generation $g1 -> $g2)" [ "$g2" -gt "$g1" ]
+check "under load: POST /config was taken (generation $g2 -> $(scm modelgate_config_generation))" [ "$(scm modelgate_config_generation)" -gt "$g2" ]
 check_eq "under load: GET /config shows the POSTed table" "$(shown)" "[70,30]"
 check "under load: thousands of requests ran ($(j "$res" .done))" [ "$(j "$res" .done)" -ge $((1000 / slow)) ]
 check_eq "under load: zero non-2xx, zero transport errors, none unfinished" "$(j "$res" '[.non2xx, .transport_errors, .unfinished] | join("|")')" "0|0|0"
