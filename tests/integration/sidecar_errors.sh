@@ -72,10 +72,11 @@ raw() {
 raw_status() { head -n 1 "$MG_TMP/raw.out" | awk '{ print $2 }'; }
 # The body after the head (Content-Length framing).
 raw_body() { awk 'f { print } /^\r?$/ { f = 1 }' "$MG_TMP/raw.out" >"$MG_TMP/raw.body"; echo "$MG_TMP/raw.body"; }
-# err_case NAME WANT_STATUS CURL_ARGS...: one request, status and JSON body.
+# err_case NAME WANT_STATUS CURL_ARGS...: one request, status and JSON body;
+# err_secs is the time curl took (its own clock: no process start counted).
 err_case() {
     local name=$1 want=$2 st; shift 2
-    st=$(curl -s --max-time $((10 * slow)) -D "$R.h" -o "$R.b" -w '%{http_code}' "$@")
+    read -r st err_secs < <(curl -s --max-time $((10 * slow)) -D "$R.h" -o "$R.b" -w '%{http_code} %{time_total}' "$@")
     check_eq "$name: status" "$st" "$want"
     check_eq "$name: the body is an OpenAI-style error" "$(oai_error "$R.b")" ok
     check_eq "$name: the body is JSON" "$(hdr "$R.h" content-type | cut -d';' -f1)" application/json
@@ -125,26 +126,22 @@ check "modelgate_requests_total counts the 429 under its code" [ "$(scm modelgat
 
 # --- no endpoint reachable, connect timeout ------------------------------------------
 
-t0=$EPOCHREALTIME
 err_case "an endpoint that refuses connections" 503 "$URL" "${J[@]}" -d "$(chat closed hi)"
-el=$(since "$t0")
+el=$err_secs
 check "...answered at once, not after the 2 s connect timeout (${el}s)" flt "$el" $((1 * slow))
 check "...with Retry-After" [ -n "$(hdr "$R.h" retry-after)" ]
-t0=$EPOCHREALTIME
 err_case "an endpoint whose connects hang (connect: 300ms)" 503 "$URL" "${J[@]}" -d "$(chat hole hi)"
-el=$(since "$t0")
+el=$err_secs
 check "...answered after the connect timeout, not before (${el}s)" eval 'fge "$el" 0.28 && flt "$el" $(awk -v s=$slow "BEGIN { print 0.3 + 0.7 * s }")'
 check "...with Retry-After" [ -n "$(hdr "$R.h" retry-after)" ]
 
 # --- first token, idle, total ---------------------------------------------------------
 
-t0=$EPOCHREALTIME
 err_case "no first byte within firstToken 400ms (backend TTFT 3 s)" 504 "$URL" "${J[@]}" -d "$(chat slow hi)"
-el=$(since "$t0")
+el=$err_secs
 check "...answered at about 400 ms (${el}s)" eval 'fge "$el" 0.38 && flt "$el" $(awk -v s=$slow "BEGIN { print 0.4 + 0.6 * s }")'
-t0=$EPOCHREALTIME
 err_case "the same for a stream (no head sent yet)" 504 "$URL" "${J[@]}" -d "$(chat slow hi '"stream":true')"
-el=$(since "$t0")
+el=$err_secs
 check "...answered at about 400 ms (${el}s)" eval 'fge "$el" 0.38 && flt "$el" $(awk -v s=$slow "BEGIN { print 0.4 + 0.6 * s }")'
 check "modelgate_requests_total counts the 504s" [ "$(scm modelgate_requests_total 'model="slow",code="504"')" -ge 2 ]
 
@@ -163,17 +160,15 @@ check "idle: cut about 400 ms after the last chunk, not before (${gap}s)" eval '
 check "idle: no [DONE] was made up" eval '! grep -q "\[DONE\]" "$MG_TMP/stall.txt"'
 
 # A 5 s stream (50 tokens, 100 ms apart) under total 800ms.
-t0=$EPOCHREALTIME
-{ curl -sN --max-time $((5 * slow)) "$URL" "${J[@]}" -d "$(chat long hi '"stream":true')"; echo "rc $?"; } >"$MG_TMP/long.txt"
-el=$(since "$t0")
+{ curl -sN --max-time $((5 * slow)) -w '\ntime %{time_total}\n' "$URL" "${J[@]}" -d "$(chat long hi '"stream":true')"; echo "rc $?"; } >"$MG_TMP/long.txt"
+el=$(awk '$1 == "time" { print $2 }' "$MG_TMP/long.txt")
 rc=$(awk '$1 == "rc" { print $2 }' "$MG_TMP/long.txt")
 tokens=$(grep -c '"content":"[^"]' "$MG_TMP/long.txt")
 check "total: a 5 s stream is cut, not ended cleanly (curl exit $rc; 18 or 56)" eval '[ "$rc" = 18 ] || [ "$rc" = 56 ]'
 check "total: cut at about 800 ms (${el}s)" eval 'fge "$el" 0.75 && flt "$el" $(awk -v s=$slow "BEGIN { print 0.8 + 0.6 * s }")'
 check "total: the tokens before the cut were delivered ($tokens)" eval '[ "$tokens" -ge 4 ] && [ "$tokens" -le 9 ]'
-t0=$EPOCHREALTIME
 err_case "total: a whole reply that would take 5 s" 504 "$URL" "${J[@]}" -d "$(chat long hi)"
-el=$(since "$t0")
+el=$err_secs
 check "...answered at about 800 ms (${el}s)" eval 'fge "$el" 0.75 && flt "$el" $(awk -v s=$slow "BEGIN { print 0.8 + 0.6 * s }")'
 
 # --- an upstream that cuts the connection -------------------------------------------------
@@ -227,6 +222,15 @@ wait "$writer" 2>/dev/null
 check_eq "keep-alive: two requests 400 ms apart on one connection are both answered" "$(grep -o 'HTTP/1.1 200 ' "$MG_TMP/ka.out" | wc -l)" 2
 check "keep-alive: the idle connection is then closed (rc $rc)" [ "$rc" != 124 ]
 check "keep-alive: ...about 700 ms after the second reply (${el}s from the start)" eval 'fge "$el" 1.05 && flt "$el" $(awk -v s=$slow "BEGIN { print 1.1 + 0.8 * s }")'
+
+# --- every failure counted by kind ---------------------------------------------------------
+
+for kv in closed:connect:1 hole:connect_timeout:1 slow:first_token_timeout:2 stall:idle_timeout:1 \
+          long:total_timeout:2 cut:reset_mid_response:1 cut:reset:1; do
+    IFS=: read -r mdl kind n <<<"$kv"
+    got=$(scm modelgate_upstream_errors_total "model=\"$mdl\",kind=\"$kind\"")
+    check "modelgate_upstream_errors_total{model=\"$mdl\",kind=\"$kind\"} counted $n ($got)" [ "$got" -ge "$n" ]
+done
 
 # --- still serving ------------------------------------------------------------------------------
 

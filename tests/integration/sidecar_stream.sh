@@ -67,7 +67,7 @@ read -r span ng big mean <<<"$(grep -v '^rc' "$MG_TMP/arr.txt" | awk 'NR >= 2 &&
 check "the first token chunk arrives long before the last ($span ms apart, sent 900 ms apart)" eval '[ "$span" -ge 700 ]'
 check "gaps between token chunks are kept: $big of $ng gaps >= 60 ms (mean $mean ms)" eval '[ "$big" -ge 7 ]'
 first=$(awk '{ print $1 }' "$MG_TMP/arr.ms")
-check "the first chunk arrives at about --ttft-ms 200 ($first ms)" eval '[ "$first" -ge 190 ] && [ "$first" -lt $((200 + 150 * slow)) ]'
+check "the first chunk arrives after --ttft-ms 200 and well before the end ($first ms)" eval '[ "$first" -ge 190 ] && [ "$first" -lt 1000 ]'
 
 # Time to first byte, direct and through the sidecar, alternately.
 dsum=0 ssum=0
@@ -106,6 +106,31 @@ check "modelgate_inter_token_latency_seconds observed 9 gaps per stream" [ "$(( 
 le=$(mval "$SC_ADMIN" modelgate_time_to_first_token_seconds_bucket 'model="m",version="v1",le="0.1"')
 check_eq "no stream with a 200 ms TTFT lands in the le=0.1 bucket" "$le" 0
 
+d0=$(scm modelgate_request_duration_seconds_count 'model="m",version="v1"')
+curl -sN -o /dev/null --max-time 10 "$URL" -H 'Content-Type: application/json' -H 'X-Request-Id: acc-stream-1' -d "$(chat m acc '"stream":true')"
+curl -s -o /dev/null --max-time 10 "$URL" -H 'Content-Type: application/json' -H 'X-Request-Id: acc-whole-1' -d "$(chat f acc)"
+check_eq "modelgate_request_duration_seconds observed the stream" "$(( $(scm modelgate_request_duration_seconds_count 'model="m",version="v1"') - d0 ))" 1
+# The access log: one JSON line per request on stderr.
+acc_line() { grep -F "\"$1\"" "$MG_TMP/sc.log" | grep -F '"access"'; }
+wait_for $((2 * slow)) eval '[ -n "$(acc_line acc-whole-1)" ]'
+line=$(acc_line acc-stream-1)
+check_eq "access log: one line for the stream" "$(grep -c . <<<"$line")" 1
+check_eq "access log: request id, model, version, endpoint, status, tokens, stream" \
+    "$(jq -r '[.request_id, .model, .version, .endpoint, .status, .tokens, .stream] | map(tostring) | join("|")' <<<"$line" 2>/dev/null)" \
+    "acc-stream-1|m|v1|127.0.0.1:$ST|200|10|true"
+check "access log: ttft_ms about 200, duration_ms about 1100, bytes counted ($(jq -c '[.ttft_ms, .duration_ms, .bytes]' <<<"$line" 2>/dev/null))" \
+    eval '[ "$(jq -r "(.ttft_ms >= 190 and .ttft_ms < 200 + 150 * $slow) and (.duration_ms >= 1000) and (.bytes > 1000)" <<<"$line")" = true ]'
+line=$(acc_line acc-whole-1)
+check_eq "access log: a whole reply's line (tokens from usage)" \
+    "$(jq -r '[.request_id, .model, .status, .tokens, .stream] | map(tostring) | join("|")' <<<"$line" 2>/dev/null)" "acc-whole-1|f|200|4|false"
+if command -v promtool >/dev/null; then
+    curl -s --max-time 5 "http://127.0.0.1:$SC_ADMIN/metrics" >"$MG_TMP/metrics.txt"
+    lint=$(promtool check metrics <"$MG_TMP/metrics.txt" 2>&1)
+    check_eq "promtool check metrics finds nothing wrong in /metrics" "$lint" ""
+else
+    skip "promtool check metrics" "promtool not installed"
+fi
+
 # --- upstream connection reuse -----------------------------------------------------
 
 created0=$(scm modelgate_upstream_connections_created_total)
@@ -118,6 +143,7 @@ check "...opened at most 2 upstream connections ($created)" [ "$created" -le 2 ]
 check "...and reused them for the rest ($reused of 200)" [ "$reused" -ge 198 ]
 conns=$(ss -Htn state established "( dport = :$FAST )" 2>/dev/null | wc -l)
 check "the sidecar holds few connections to the backend (ss: $conns)" eval '[ "$conns" -ge 1 ] && [ "$conns" -le 2 ]'
+check "modelgate_upstream_connections{state=\"idle\"} shows the pooled connection ($(scm modelgate_upstream_connections 'state="idle"'))" [ "$(scm modelgate_upstream_connections 'state="idle"')" -ge 1 ]
 created0=$(scm modelgate_upstream_connections_created_total)
 for i in $(seq 20); do curl -s -o /dev/null --max-time 5 "$URL" -H 'Content-Type: application/json' -d "$(chat f hi)"; done
 created=$(( $(scm modelgate_upstream_connections_created_total) - created0 ))
@@ -130,19 +156,19 @@ check "8 client connections x 2000 requests: all 200, at most 8 upstream connect
 
 scpid=$(pid_of sc)
 rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/$scpid/status")
-(
-    exec 3<>"/dev/tcp/127.0.0.1/$SC_PORT"
-    body=$(chat big 'never read' '"stream":true')
-    printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' "${#body}" "$body" >&3
-    sleep 2.5
-) &
-reader=$!
+# The connection is held by this shell (no child process keeps it open),
+# and closed once the checks are done.
+exec {cfd}<>"/dev/tcp/127.0.0.1/$SC_PORT"
+body=$(chat big 'never read' '"stream":true')
+printf 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' "${#body}" "$body" >&"$cfd"
 sleep 2
 rss1=$(awk '/^VmRSS/ { print $2 }' "/proc/$scpid/status")
 running=$(mval "$BIG" vllm:num_requests_running 'model_name="big"')
 check_eq "a stream to a client that does not read stays open upstream" "$running" 1
+check "modelgate_client_connections counts the open client connection ($(scm modelgate_client_connections))" [ "$(scm modelgate_client_connections)" -ge 1 ]
+check "modelgate_upstream_connections{state=\"active\"} counts the busy upstream connection ($(scm modelgate_upstream_connections 'state="active"'))" [ "$(scm modelgate_upstream_connections 'state="active"')" -ge 1 ]
 check "...and the sidecar does not buffer it (RSS +$((rss1 - rss0)) KiB for a 70 MB stream)" [ $((rss1 - rss0)) -lt $((12000 * slow)) ]
-wait "$reader"
+exec {cfd}>&-
 check "the client leaving ends the upstream request" wait_for $((5 * slow)) eval '[ "$(mval "$BIG" vllm:num_requests_running "model_name=\"big\"")" = 0 ]'
 check_eq "...which the backend counts as aborted" "$(mval "$BIG" vllm:request_success_total 'model_name="big",finished_reason="abort"')" 1
 
@@ -152,5 +178,19 @@ curl -sN -o /dev/null --max-time 0.5 "$URL" -H 'Content-Type: application/json' 
 check "a client leaving mid-stream aborts the upstream request" wait_for $((5 * slow)) eval '[ "$(mval "$ST" vllm:request_success_total "model_name=\"m\",finished_reason=\"abort\"")" = $(( ${a0:-0} + 1 )) ]'
 
 check "the sidecar is still running" sc_alive sc
-sc_clean_exit sc
+
+# SIGTERM with a stream in flight: the stream finishes, then the sidecar exits 0.
+{ curl -sN --max-time $((10 * slow)) "$URL" -H 'Content-Type: application/json' -d "$(chat m drain '"stream":true')"; echo "rc $?"; } >"$MG_TMP/drain.txt" &
+flight=$!
+sleep 0.4
+scpid=$(pid_of sc)
+kill -TERM "$scpid"
+sleep 0.2
+check "after SIGTERM the sidecar takes no new request" eval '[ "$(curl -s -o /dev/null -w "%{http_code}" --max-time 2 "$URL" -H "Content-Type: application/json" -d "$(chat f late)")" != 200 ]'
+wait "$flight"
+check_eq "SIGTERM: the stream in flight still ends with its 10 tokens and [DONE]" "$(grep -c '"content":"[^"]' "$MG_TMP/drain.txt")|$(grep -c '^data: \[DONE\]' "$MG_TMP/drain.txt")|$(tail -n 1 "$MG_TMP/drain.txt")" "10|1|rc 0"
+for i in $(seq $((30 * slow))); do kill -0 "$scpid" 2>/dev/null || break; sleep 0.1; done
+wait "$scpid"
+check_eq "SIGTERM: then the sidecar exits 0" "$?" 0
+check "the sidecar logged no sanitizer report" no_sanitizer_report "$MG_TMP/sc.log"
 finish
