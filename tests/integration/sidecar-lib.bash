@@ -43,11 +43,23 @@ sc_ports() {
 }
 
 # start_sidecar NAME CONFIG [ARGS...]: the sidecar on SC_PORT/SC_ADMIN
-# (which CONFIG must name); waits until both ports accept.
+# (which CONFIG must name); waits until both ports accept and the process
+# still runs. When a port was taken meanwhile (free_port only says it was
+# free a moment ago), it picks new ports, calls the test's write_config
+# (which must rewrite CONFIG from SC_PORT/SC_ADMIN) and tries again, 3 times.
 start_sidecar() {
-    local name=$1 cfg=$2; shift 2
-    start_bg "$name" "$SC" --config "$cfg" "$@"
-    wait_port "$SC_PORT" $((5 * slow)) && wait_port "$SC_ADMIN" $((5 * slow))
+    local name=$1 cfg=$2 try; shift 2
+    for try in 1 2 3; do
+        start_bg "$name" "$SC" --config "$cfg" "$@"
+        wait_port "$SC_PORT" $((5 * slow)) && wait_port "$SC_ADMIN" $((5 * slow)) &&
+            sc_alive "$name" && return 0
+        grep -q "already in use" "$MG_TMP/$name.log" || return 1
+        declare -F write_config >/dev/null || return 1
+        stop_pid "$(pid_of "$name")"
+        sc_ports
+        write_config
+    done
+    return 1
 }
 
 # A chat request body: chat MODEL PROMPT [EXTRA_JSON_MEMBERS].

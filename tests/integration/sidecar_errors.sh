@@ -11,7 +11,7 @@
 . "$MG_TOP/tests/integration/sidecar-lib.bash"
 [ -x "$MG_TOOLS/mg-blackhole" ] || bail "mg-blackhole not built (make tests)"
 
-start_sim ok --model m --version v1 --tokens 4 --seed 1 || bail "modelsim ok did not start"
+start_sim ok --model m --version v1 --tokens 4 --seed 1 --max-model-len 1000000 || bail "modelsim ok did not start"
 OK=$sim_port
 start_sim slow --model slow --version v1 --ttft-ms 3000 --tokens 4 || bail "modelsim slow did not start"
 SLOW=$sim_port
@@ -26,7 +26,8 @@ for i in $(seq 100); do [ -s "$MG_TMP/hole.port" ] && break; sleep 0.05; done
 HOLE=$(cat "$MG_TMP/hole.port" 2>/dev/null) || bail "mg-blackhole did not start: $(cat "$MG_TMP/hole.log")"
 CLOSED=$(free_port) || bail "no free port"
 sc_ports
-cat >"$MG_TMP/sc.yaml" <<EOF
+write_config() {
+    cat >"$MG_TMP/sc.yaml" <<EOF
 listen: 127.0.0.1:$SC_PORT
 admin: 127.0.0.1:$SC_ADMIN
 limits: { requestBody: 64Ki, requestHead: 8Ki }
@@ -52,6 +53,8 @@ routes:
   - model: cut
     versions: [ { name: v1, weight: 1, endpoints: [127.0.0.1:$CUT] } ]
 EOF
+}
+write_config
 start_sidecar sc "$MG_TMP/sc.yaml" || bail "sidecar did not start: $(tail -5 "$MG_TMP/sc.log")"
 R=$MG_TMP/r
 
@@ -80,6 +83,7 @@ err_case() {
     check_eq "$name: status" "$st" "$want"
     check_eq "$name: the body is an OpenAI-style error" "$(oai_error "$R.b")" ok
     check_eq "$name: the body is JSON" "$(hdr "$R.h" content-type | cut -d';' -f1)" application/json
+    check "$name: x-request-id on the error response" [ -n "$(hdr "$R.h" x-request-id)" ]
 }
 URL=http://127.0.0.1:$SC_PORT/v1/chat/completions
 J=(-H 'Content-Type: application/json')
@@ -104,6 +108,12 @@ err_case "the same body sent chunked" 413 "$URL" "${J[@]}" -H 'Transfer-Encoding
 err_case "a 10 KB header over limits.requestHead 8Ki" 431 "$URL" "${J[@]}" -H "X-Big: $(head -c 10000 /dev/zero | tr '\0' 'b')" -d "$(chat m hi)"
 check_eq "control: a normal body on the same sidecar answers 200" "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$URL" "${J[@]}" -d "$(chat m hi)")" 200
 
+# The body cap is exact: 64 KiB passes, one byte more does not.
+pad() { local n=$1 pre='{"model":"m","messages":[{"role":"user","content":"' post='"}]}'; printf '%s%s%s' "$pre" "$(head -c $((n - ${#pre} - ${#post})) /dev/zero | tr '\0' 'a')" "$post"; }
+pad 65536 >"$MG_TMP/b64k.json"; pad 65537 >"$MG_TMP/b64k1.json"
+check_eq "a body of exactly limits.requestBody (65536 bytes) is taken" "$(stat -c %s "$MG_TMP/b64k.json")|$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL" "${J[@]}" --data-binary @"$MG_TMP/b64k.json")" "65536|200"
+check_eq "one byte more is 413" "$(stat -c %s "$MG_TMP/b64k1.json")|$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$URL" "${J[@]}" --data-binary @"$MG_TMP/b64k1.json")" "65537|413"
+
 # --- bodies that cannot be routed ---------------------------------------------------
 
 err_case "a body that is not JSON" 400 "$URL" "${J[@]}" -d 'hello'
@@ -114,6 +124,18 @@ err_case "model is not a string" 400 "$URL" "${J[@]}" -d '{"model":42,"messages"
 err_case "an empty body" 400 "$URL" "${J[@]}" -d ''
 err_case "an unknown model" 404 "$URL" "${J[@]}" -d "$(chat no-such-model hi)"
 check "...the error names the model ($(jq -c .error <"$R.b" 2>/dev/null))" grep -q 'no-such-model' "$R.b"
+
+# Refusals answered by the sidecar keep the client's connection open.
+res=$(load --conns 2 --requests 200 --path /v1/chat/completions --body "$(chat no-such-model hi)")
+check_eq "200 requests for an unknown model: all 404 on 2 kept-alive connections" "$(j "$res" '[(.status["404"] // 0), .transport_errors, .created] | join("|")')" "200|0|2"
+res=$(load --conns 2 --requests 200 --path /v1/chat/completions --body 'not json')
+check_eq "200 requests with a body that is not JSON: all 400 on 2 kept-alive connections" "$(j "$res" '[(.status["400"] // 0), .transport_errors, .created] | join("|")')" "200|0|2"
+# Pipelining: three requests in one write, three replies in order.
+b1=$(chat m one) b2=$(chat no-such-model two) b3=$(chat m three)
+pl=""
+for b in "$b1" "$b2" "$b3"; do pl+="POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: pl-${#pl}\r\nContent-Length: ${#b}\r\n\r\n$b"; done
+raw "${pl}" 2
+check_eq "three pipelined requests get three replies in order" "$(grep -ao 'HTTP/1.1 [0-9]*' "$MG_TMP/raw.out" | awk '{ print $2 }' | tr '\n' ' ')" "200 404 200 "
 
 # --- upstream errors: passed through as the backend sent them ----------------------
 

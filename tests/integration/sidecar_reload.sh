@@ -73,7 +73,8 @@ reloads() {
         END { print s + 0 }'
 }
 
-write_cfg 100 0
+write_config() { write_cfg 100 0; }
+write_config
 start_sidecar sc "$CFG" --admin-token-file "$MG_TMP/token" || bail "sidecar did not start: $(tail -5 "$MG_TMP/sc.log")"
 A=http://127.0.0.1:$SC_ADMIN
 

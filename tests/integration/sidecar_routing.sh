@@ -56,7 +56,8 @@ routes:
 EOF
     mv "$MG_TMP/sc.yaml.tmp" "$MG_TMP/sc.yaml"
 }
-write_cfg 90 10
+write_config() { write_cfg 90 10; }
+write_config
 out=$("$SC" --check --config "$MG_TMP/sc.yaml" 2>&1)
 check_eq "--check accepts the test's table ($out)" "$?" 0
 start_sidecar sc "$MG_TMP/sc.yaml" || bail "sidecar did not start: $(tail -5 "$MG_TMP/sc.log")"
@@ -175,6 +176,22 @@ st=$(curl -s --max-time $((10 * slow)) -o "$MG_TMP/big.out" -w '%{http_code}' "h
 check_eq "a 600 KB body with model last is routed and arrives intact (Content-Length)" "$st|$(jq -r '"\(.body_len)|\(.body_sha256)"' <"$MG_TMP/big.out")" "200|$len|$sum"
 st=$(curl -s --max-time $((10 * slow)) -o "$MG_TMP/big.out" -w '%{http_code}' "http://127.0.0.1:$SC_PORT/v1/chat/completions" -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' --data-binary @"$MG_TMP/big.json")
 check_eq "the same body sent chunked arrives intact" "$st|$(jq -r '"\(.body_len)|\(.body_sha256)"' <"$MG_TMP/big.out")" "200|$len|$sum"
+
+# Only the top-level "model" routes: not one nested deeper, not the text
+# "model" inside a string; keys and values are read unescaped, as the
+# backend will read them; a repeated "model" is refused.
+# route_of BODY: "STATUS VERSION" for a request with that body.
+route_of() { local st; st=$(sc_req "$MG_TMP/ro" "$1"); echo "$st $(hdr "$MG_TMP/ro.h" x-modelgate-version)"; }
+check_eq "a nested \"model\" and the text \"model\" in a string do not route" \
+    "$(route_of '{"messages":[{"role":"user","content":"\"model\":\"m\"","model":"m"}],"metadata":{"model":"m"},"model":"echo"}')" "200 e1"
+check_eq "whitespace and newlines around the members" "$(route_of "$(printf '{\n  "model"  :\t"echo" ,\n  "messages" : [ ]\n}\n')")" "200 e1"
+check_eq "an escaped model name is routed by its value (\\u0065cho is echo)" "$(route_of '{"model":"\u0065cho","messages":[]}')" "200 e1"
+check_eq "an escaped key (mod\\u0065l) is the model key" "$(route_of '{"mod\u0065l":"echo","messages":[]}')" "200 e1"
+st=$(sc_req "$MG_TMP/dup" '{"model":"m","messages":[],"model":"echo"}')
+check_eq "a repeated \"model\" is refused with 400 and an OpenAI-style error" "$st|$(oai_error "$MG_TMP/dup.b")" "400|ok"
+st=$(curl -s --max-time $((10 * slow)) -o "$MG_TMP/big.out" -w '%{http_code}' "http://127.0.0.1:$SC_PORT/v1/chat/completions" -H 'Content-Type: application/json' -H 'Expect: 100-continue' --data-binary @"$MG_TMP/big.json")
+check_eq "a body sent after Expect: 100-continue arrives intact" "$st|$(jq -r '"\(.body_len)|\(.body_sha256)"' <"$MG_TMP/big.out")" "200|$len|$sum"
+check "...and the upstream did not see the Expect header" [ "$(jq -r '.headers.expect // "none"' <"$MG_TMP/big.out")" = none ]
 
 check "the sidecar is still running" sc_alive sc
 sc_clean_exit sc
