@@ -21,6 +21,9 @@ S3=$sim_port
 start_bg echo node "$MG_TOP/tests/integration/sidecar-echo.mjs" "$MG_TMP/echo.port"
 for i in $(seq 100); do [ -s "$MG_TMP/echo.port" ] && break; sleep 0.05; done
 E=$(cat "$MG_TMP/echo.port" 2>/dev/null) || bail "echo server did not start"
+start_bg echo2 node "$MG_TOP/tests/integration/sidecar-echo.mjs" "$MG_TMP/echo2.port" 200
+for i in $(seq 100); do [ -s "$MG_TMP/echo2.port" ] && break; sleep 0.05; done
+E2=$(cat "$MG_TMP/echo2.port" 2>/dev/null) || bail "echo server 2 did not start"
 sc_ports
 
 # write_cfg W1 W2: the table with route m weighted W1/W2, written atomically
@@ -50,6 +53,9 @@ routes:
   - model: echo
     versions:
       - { name: e1, weight: 1, endpoints: [127.0.0.1:$E] }
+  - model: short-keepalive
+    versions:
+      - { name: e2, weight: 1, endpoints: [127.0.0.1:$E2] }
   - model: "*"
     versions:
       - { name: any, weight: 1, endpoints: [127.0.0.1:$S1] }
@@ -147,7 +153,7 @@ check "both endpoints take a fair part (s1 $b1, s3 $b3 of 2000; each >= 30%)" ev
 st=$(sc_req "$MG_TMP/w" "$(chat other hi)")
 check_eq "a model without its own route goes to the \"*\" route" "$st|$(hdr "$MG_TMP/w.h" x-modelgate-version)|$(jq -r .model <"$MG_TMP/w.b")" "200|any|other"
 models_json=$(curl -s --max-time 5 "http://127.0.0.1:$SC_PORT/v1/models")
-check_eq "GET /v1/models lists the routes' models" "$(jq -r '.object + ":" + ([.data[].id | select(. != "*")] | sort | join(","))' <<<"$models_json" 2>/dev/null)" "list:echo,lb,m,z"
+check_eq "GET /v1/models lists the routes' models" "$(jq -r '.object + ":" + ([.data[].id | select(. != "*")] | sort | join(","))' <<<"$models_json" 2>/dev/null)" "list:echo,lb,m,short-keepalive,z"
 check_eq "GET /v1/models entries are OpenAI model objects" "$(jq -r '[.data[] | .object] | unique | join(",")' <<<"$models_json" 2>/dev/null)" model
 
 # --- what the upstream receives -----------------------------------------------------
@@ -192,6 +198,15 @@ check_eq "a repeated \"model\" is refused with 400 and an OpenAI-style error" "$
 st=$(curl -s --max-time $((10 * slow)) -o "$MG_TMP/big.out" -w '%{http_code}' "http://127.0.0.1:$SC_PORT/v1/chat/completions" -H 'Content-Type: application/json' -H 'Expect: 100-continue' --data-binary @"$MG_TMP/big.json")
 check_eq "a body sent after Expect: 100-continue arrives intact" "$st|$(jq -r '"\(.body_len)|\(.body_sha256)"' <"$MG_TMP/big.out")" "200|$len|$sum"
 check "...and the upstream did not see the Expect header" [ "$(jq -r '.headers.expect // "none"' <"$MG_TMP/big.out")" = none ]
+
+# A backend that closes idle keep-alive connections after 200 ms: pooled
+# connections it closed are not used, also when a request races the close.
+n=0
+for d in 0.3 0.25 0.2 0.19 0.21 0.2 0.18 0.22; do
+    sleep "$d"
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$SC_PORT/v1/chat/completions" -H 'Content-Type: application/json' -d "$(chat short-keepalive hi)")" = 200 ] && n=$((n + 1))
+done
+check_eq "a backend closing idle connections after 200 ms: 8 requests spaced about that much all 200" "$n" 8
 
 check "the sidecar is still running" sc_alive sc
 sc_clean_exit sc

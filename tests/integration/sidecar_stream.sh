@@ -93,6 +93,16 @@ content=$(grep '^data: {' "$MG_TMP/s.b" | sed 's/^data: //' | jq -rj '.choices[0
 check_eq "a stream through the sidecar carries the same content" "$content" "$(jq -r .choices[0].message.content <<<"$direct")"
 check_eq "a stream reaches the client as text/event-stream, chunked" "$(hdr "$MG_TMP/s.h" content-type | cut -d';' -f1)|$(hdr "$MG_TMP/s.h" transfer-encoding)" "text/event-stream|chunked"
 
+# Large replies at full speed: nothing lost or reordered, whole or streamed.
+BIGURL=http://127.0.0.1:$BIG/v1/chat/completions
+curl -s --max-time $((20 * slow)) "$BIGURL" -d "$(chat big large '"max_tokens":50000')" | jq -r .choices[0].message.content >"$MG_TMP/large.direct"
+curl -s --max-time $((20 * slow)) "$URL" -H 'Content-Type: application/json' -d "$(chat big large '"max_tokens":50000')" | jq -r .choices[0].message.content >"$MG_TMP/large.sc"
+check "a 50,000-token whole reply arrives intact ($(wc -c <"$MG_TMP/large.sc") bytes of content)" eval '[ "$(wc -w <"$MG_TMP/large.direct")" = 50000 ] && cmp -s "$MG_TMP/large.direct" "$MG_TMP/large.sc"'
+curl -sN --max-time $((20 * slow)) "$URL" -H 'Content-Type: application/json' -d "$(chat big large '"max_tokens":50000,"stream":true')" >"$MG_TMP/large.sse"
+grep '^data: {' "$MG_TMP/large.sse" | sed 's/^data: //' | jq -rj '.choices[0].delta.content // empty' >"$MG_TMP/large.sse.txt"
+echo >>"$MG_TMP/large.sse.txt"
+check "a 50,000-chunk stream arrives intact and in order, ending in [DONE]" eval 'cmp -s "$MG_TMP/large.direct" "$MG_TMP/large.sse.txt" && [ "$(tail -n 2 "$MG_TMP/large.sse" | head -n 1)" = "data: [DONE]" ]'
+
 # --- metrics: tokens, TTFT, ITL ---------------------------------------------------
 
 tok0=$(scm modelgate_output_tokens_total 'model="m",version="v1"')
