@@ -238,6 +238,7 @@ struct sc_req {
     struct sc_rt_version *ver;
     unsigned ep;
     struct mg_httpc_req up;
+    const struct mg_h1_msg *umsg;     /* the upstream head, until the request ends */
     struct sc_sse sse;
     uint64_t t0_ns, t_sent_ns;
     uint64_t ft_deadline, total_deadline;   /* loop ms, 0: none */
@@ -246,6 +247,7 @@ struct sc_req {
     int uperr;                        /* enum sc_uperr, -1 none */
     unsigned up_active : 1;           /* the upstream request runs */
     unsigned started : 1;             /* our response head went out */
+    unsigned ended : 1;               /* and all of it (answered whole) */
     unsigned stream : 1;              /* "stream": true */
     unsigned body_failed : 1;         /* the body was refused: ignore the rest */
     unsigned close : 1;               /* answer with Connection: close */
@@ -645,43 +647,72 @@ static void req_timer_cb(struct mg_loop *loop, struct mg_timer *t)
 /* ------------------------------------------------------------------------ */
 /* The upstream exchange. */
 
+/* The upstream head is kept, not passed on yet: our response starts with
+ * the first body bytes, so that a body that came whole with its head
+ * leaves in one write (head and body together), and a first-token timeout
+ * can still be answered with a clean 504. */
 static void up_head(struct mg_httpc_req *up, const struct mg_h1_msg *m)
 {
     struct sc_req *r = up->data;
+    enum sc_body_kind kind = SC_BODY_OTHER;
+    int i = mg_h1_find_header(m, "content-type", 0);
+    if (i >= 0)
+        kind = sc_sse_kind(m->headers[i].value, m->headers[i].value_len);
+    sc_sse_init(&r->sse, kind);
+    r->umsg = m;
+}
+
+/* Starts our response from the upstream head: its status and headers
+ * (hop-by-hop ones out, ours in). With whole, the body p[0..n) is the
+ * whole response body and goes out with the head. 0, or -1 when the
+ * request was given up (answered or aborted; the upstream cancelled). */
+static int down_start(struct sc_req *r, const char *p, size_t n, int whole)
+{
     struct sc_worker *w = r->w;
+    const struct mg_h1_msg *m = r->umsg;
     struct mg_h1_header *h = w->hdrs;
     int conn[8];
     unsigned nconn = connection_headers(m, conn, 8);
-    unsigned n = 0;
-    enum sc_body_kind kind = SC_BODY_OTHER;
+    unsigned nh = 0;
     for (unsigned i = 0; i < m->nheaders; i++) {
         const struct mg_h1_header *uh = &m->headers[i];
         if (skip_common(uh) || name_is(uh, "x-modelgate-version", 19) ||
             (nconn && listed_in_connection(m, conn, nconn, uh)))
             continue;
-        if (name_is(uh, "content-type", 12))
-            kind = sc_sse_kind(uh->value, uh->value_len);
-        h[n++] = *uh;
+        h[nh++] = *uh;
     }
-    h[n++] = (struct mg_h1_header)MG_HTTPD_HDR("x-modelgate-version", r->ver->cv->name);
-    h[n++] = (struct mg_h1_header){.name = "x-request-id", .name_len = 12, .value = r->reqid,
-                                   .value_len = r->reqid_len};
-    sc_sse_init(&r->sse, kind);
+    h[nh++] = (struct mg_h1_header)MG_HTTPD_HDR("x-modelgate-version", r->ver->cv->name);
+    h[nh++] = (struct mg_h1_header){.name = "x-request-id", .name_len = 12, .value = r->reqid,
+                                    .value_len = r->reqid_len};
+    int rc;
+    if (whole) {
+        rc = mg_httpd_respond(r->down, m->status, h, nh, p, n);
+        if (rc == 0) {
+            r->status = m->status;
+            r->started = r->ended = 1;
+            r->bytes += n;
+            return 0;
+        }
+        if (rc != -EMSGSIZE)
+            goto fail;
+    }
     int64_t len = m->framing == MG_H1_BODY_LENGTH ? (int64_t)m->content_length
                   : m->framing == MG_H1_BODY_NONE  ? 0
                                                    : -1;
-    int rc = mg_httpd_start(r->down, m->status, h, n, len);
+    rc = mg_httpd_start(r->down, m->status, h, nh, len);
     if (rc == 0) {
         r->status = m->status;
         r->started = 1;
-        return;
+        return 0;
     }
+fail:
     upstream_cancel(r);
     if (rc == -ENOTCONN)
-        return;   /* the client is gone: on_end follows */
+        return -1;   /* the client is gone: on_end follows */
     r->uperr = SC_UPERR_PROTOCOL;
     req_error(r, 502, "upstream_error", "upstream_protocol_error", NULL,
               "the upstream's response head cannot be passed on (%s)", strerror(-rc));
+    return -1;
 }
 
 static void up_body(struct mg_httpc_req *up, const char *p, size_t n)
@@ -698,6 +729,12 @@ static void up_body(struct mg_httpc_req *up, const char *p, size_t n)
         double per = (double)gap / 1e9 / k;
         for (unsigned i = 0; i < k && i < 64; i++)
             mg_histogram_observe(r->ver->itl, per);
+    }
+    if (!r->started) {
+        const struct mg_h1_msg *m = r->umsg;
+        int whole = m->framing == MG_H1_BODY_LENGTH && m->content_length == n;
+        if (down_start(r, p, n, whole) < 0 || r->ended)
+            return;
     }
     int rc = mg_httpd_write(r->down, p, n);
     if (rc >= 0)
@@ -723,10 +760,16 @@ static void up_done(struct mg_httpc_req *up)
     struct sc_req *r = up->data;
     upstream_over(r);
     sc_sse_finish(&r->sse);
+    if (r->ended)
+        return;   /* answered whole with the body */
     if (!r->started) {
-        r->uperr = SC_UPERR_PROTOCOL;
-        req_error(r, 502, "upstream_error", "upstream_protocol_error", NULL,
-                  "the upstream ended without a response");
+        if (!r->umsg) {
+            r->uperr = SC_UPERR_PROTOCOL;
+            req_error(r, 502, "upstream_error", "upstream_protocol_error", NULL,
+                      "the upstream ended without a response");
+            return;
+        }
+        down_start(r, "", 0, 1);   /* a response without a body */
         return;
     }
     int rc = mg_httpd_end(r->down);
