@@ -124,6 +124,13 @@ err_case "model is not a string" 400 "$URL" "${J[@]}" -d '{"model":42,"messages"
 err_case "an empty body" 400 "$URL" "${J[@]}" -d ''
 err_case "an unknown model" 404 "$URL" "${J[@]}" -d "$(chat no-such-model hi)"
 check "...the error names the model ($(jq -c .error <"$R.b" 2>/dev/null))" grep -q 'no-such-model' "$R.b"
+u0=$(scm modelgate_requests_total 'code="404"')
+args=()
+for i in $(seq 200); do args+=(--next -s -o /dev/null "$URL" -H 'Content-Type: application/json' -d "$(chat "no-such-$i" hi)"); done
+curl --max-time $((30 * slow)) "${args[@]:1}" 2>/dev/null
+series=$(curl -s --max-time 5 "http://127.0.0.1:$SC_ADMIN/metrics" | grep -c '^modelgate_requests_total{')
+check "200 distinct unknown model names add no metric series per name ($series requests_total series)" [ "$series" -le 40 ]
+check_eq "...all 200 were answered 404" "$(( $(scm modelgate_requests_total 'code="404"') - u0 ))" 200
 
 # Refusals answered by the sidecar keep the client's connection open.
 res=$(load --conns 2 --requests 200 --path /v1/chat/completions --body "$(chat no-such-model hi)")

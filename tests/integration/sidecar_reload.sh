@@ -144,6 +144,9 @@ check "...and the bad endpoint routes[1].versions[0].endpoints[0]" grep -q 'rout
 check_eq "...the body is JSON" "$(jq -e . "$MG_TMP/pc.b" >/dev/null 2>&1 && echo json)" json
 check_eq "POST /config that is not JSON: 400" "$(post_config '{"routes": [' "${auth[@]}")" 400
 check_eq "an empty POST /config: 400" "$(post_config '' "${auth[@]}")" 400
+head -c 6000000 /dev/zero | tr '\0' ' ' >"$MG_TMP/huge.json"
+st=$(curl -s --max-time $((10 * slow)) -o "$MG_TMP/pc.b" -w '%{http_code}' "${auth[@]}" "http://127.0.0.1:$SC_ADMIN/config" -H 'Content-Type: application/json' --data-binary @"$MG_TMP/huge.json")
+check "a 6 MB POST /config is refused (413 or 400: $st) and the sidecar lives" eval '{ [ "$st" = 413 ] || [ "$st" = 400 ]; } && sc_alive sc'
 check_eq "refused POSTs: generation and GET /config unchanged" "$(scm modelgate_config_generation)|$(shown)" "$g|[100,0]"
 check "refused POSTs: counted in modelgate_config_reloads_total ($r0 -> $(reloads refused))" [ "$(reloads refused)" -ge $((r0 + 3)) ]
 

@@ -168,6 +168,19 @@ models_json=$(curl -s --max-time 5 "http://127.0.0.1:$SC_PORT/v1/models")
 check_eq "GET /v1/models lists the routes' models" "$(jq -r '.object + ":" + ([.data[].id | select(. != "*")] | sort | join(","))' <<<"$models_json" 2>/dev/null)" "list:echo,lb,m,short-keepalive,z"
 check_eq "GET /v1/models entries are OpenAI model objects" "$(jq -r '[.data[] | .object] | unique | join(",")' <<<"$models_json" 2>/dev/null)" model
 
+# Client-chosen model names must not grow the metrics without bound: 200
+# distinct names through the "*" route (sidecar_errors.sh: names no route
+# takes).
+w0=$(scm modelgate_requests_total 'version="any"')
+args=()
+for i in $(seq 200); do args+=(--next -s -o /dev/null "http://127.0.0.1:$SC_PORT/v1/chat/completions" -H 'Content-Type: application/json' -d "$(chat "other-$i" hi)"); done
+curl --max-time $((30 * slow)) "${args[@]:1}" 2>/dev/null
+series=$(curl -s --max-time 5 "http://127.0.0.1:$SC_ADMIN/metrics" | grep -c '^modelgate_requests_total{')
+check "200 model names through the \"*\" route add no series per name ($series requests_total series)" [ "$series" -le 40 ]
+check_eq "...all 200 were answered through it" "$(( $(scm modelgate_requests_total 'version="any"') - w0 ))" 200
+st=$(sc_req "$MG_TMP/o" "$(chat other-1 hi)")
+check_eq "...while each is still routed by the \"*\" route (the backend does not know it: its 404)" "$st|$(hdr "$MG_TMP/o.h" x-modelgate-version)|$(jq -r .error.code <"$MG_TMP/o.b")" "404|any|model_not_found"
+
 # --- what the upstream receives -----------------------------------------------------
 
 tp=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01
