@@ -429,25 +429,25 @@ static void hex64(char *out, uint64_t v)
     }
 }
 
-static void set_reqid(struct sc_req *r)
+/* The client's x-request-id (v, n; NULL when absent) when it is 1..128
+ * visible ASCII characters, else 32 random hex digits. out has
+ * REQID_MAX + 1 bytes; returns the length. */
+static uint16_t make_reqid(char *out, const char *v, size_t n, struct sc_rng *rng)
 {
-    size_t n;
-    const char *v = mg_httpd_req_header(r->down, "x-request-id", &n);
     if (v && n > 0 && n <= REQID_MAX) {
         size_t i = 0;
         while (i < n && (unsigned char)v[i] > 0x20 && (unsigned char)v[i] < 0x7f)
             i++;
         if (i == n) {
-            memcpy(r->reqid, v, n);
-            r->reqid[n] = '\0';
-            r->reqid_len = (uint16_t)n;
-            return;
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return (uint16_t)n;
         }
     }
-    hex64(r->reqid, sc_rng_next(&r->w->rng));
-    hex64(r->reqid + 16, sc_rng_next(&r->w->rng));
-    r->reqid[32] = '\0';
-    r->reqid_len = 32;
+    hex64(out, sc_rng_next(rng));
+    hex64(out + 16, sc_rng_next(rng));
+    out[32] = '\0';
+    return 32;
 }
 
 static int lowhex(const char *p, size_t n, int *nonzero)
@@ -463,14 +463,12 @@ static int lowhex(const char *p, size_t n, int *nonzero)
     return 1;
 }
 
-/* W3C Trace Context: the client's trace id is kept with a new parent id
- * (ours); without a valid traceparent a new trace starts. */
-static void set_traceparent(struct sc_req *r)
+/* W3C Trace Context: the client's traceparent (v, n; NULL when absent)
+ * keeps its trace id and flags with a new parent id (ours); without a valid
+ * one a new trace starts. out gets TRACEPARENT_LEN + 1 bytes. */
+static void make_traceparent(char *t, const char *v, size_t n, struct sc_rng *rng)
 {
-    char *t = r->traceparent;
-    size_t n;
     int nz;
-    const char *v = mg_httpd_req_header(r->down, "traceparent", &n);
     int ok = v && n >= TRACEPARENT_LEN && lowhex(v, 2, &nz) && memcmp(v, "ff", 2) != 0 &&
              (memcmp(v, "00", 2) != 0 || n == TRACEPARENT_LEN) && v[2] == '-' &&
              lowhex(v + 3, 32, &nz) && nz && v[35] == '-' && lowhex(v + 36, 16, &nz) && nz &&
@@ -482,16 +480,16 @@ static void set_traceparent(struct sc_req *r)
     } else {
         uint64_t a;
         do
-            a = sc_rng_next(&r->w->rng);
+            a = sc_rng_next(rng);
         while (a == 0);
         hex64(t + 3, a);
-        hex64(t + 19, sc_rng_next(&r->w->rng));
+        hex64(t + 19, sc_rng_next(rng));
         memcpy(t + 53, "00", 2);
     }
     t[35] = '-';
     uint64_t p;
     do
-        p = sc_rng_next(&r->w->rng);
+        p = sc_rng_next(rng);
     while (p == 0);
     hex64(t + 36, p);
     t[52] = '-';
@@ -554,12 +552,15 @@ static int put(struct mg_buf *b, const char *p, size_t n)
     return mg_buf_append(b, p, n);
 }
 
-/* The upstream head, built once into r->head (a transparent retry sends
- * it again, so it lives as long as the request). */
-static int build_upstream_head(struct sc_req *r, const struct mg_h1_msg *m)
+/* The upstream head for the client's head m, built once into b (a
+ * transparent retry sends it again, so it lives as long as the request):
+ * the client's request line and headers minus hop-by-hop ones, Expect,
+ * x-request-id and traceparent; then Host (when the client sent none),
+ * ours, and the body's Content-Length. 0 or -errno. */
+static int build_upstream_head(struct mg_buf *b, const struct mg_h1_msg *m, const char *epname,
+                               const char *reqid, size_t reqid_len, const char *traceparent,
+                               size_t body_len)
 {
-    struct mg_buf *b = &r->head;
-    const char *epname = mg_httpc_endpoint_name(r->ver->eps[r->ep]);
     mg_buf_reset(b);
     b->max = m->head_len + UP_HEAD_EXTRA + strlen(epname);
     int rc = mg_buf_reserve(b, b->max);
@@ -590,10 +591,10 @@ static int build_upstream_head(struct sc_req *r, const struct mg_h1_msg *m)
         put(b, "\r\n", 2);
     }
     put(b, "x-request-id: ", 14);
-    put(b, r->reqid, r->reqid_len);
+    put(b, reqid, reqid_len);
     put(b, "\r\ntraceparent: ", 15);
-    put(b, r->traceparent, TRACEPARENT_LEN);
-    return mg_buf_printf(b, "\r\nContent-Length: %zu\r\n\r\n", r->body.len);
+    put(b, traceparent, TRACEPARENT_LEN);
+    return mg_buf_printf(b, "\r\nContent-Length: %zu\r\n\r\n", body_len);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -886,8 +887,12 @@ static void req_forward(struct sc_req *r)
         return;
     }
     r->ep = ep;
-    set_traceparent(r);
-    int rc = build_upstream_head(r, mg_httpd_req_msg(r->down));
+    size_t tl = 0;
+    const char *tv = mg_httpd_req_header(r->down, "traceparent", &tl);
+    make_traceparent(r->traceparent, tv, tl, &w->rng);
+    int rc = build_upstream_head(&r->head, mg_httpd_req_msg(r->down),
+                                 mg_httpc_endpoint_name(v->eps[ep]), r->reqid, r->reqid_len,
+                                 r->traceparent, r->body.len);
     if (rc < 0) {
         req_error(r, 500, "server_error", NULL, NULL, "cannot build the upstream request: %s",
                   strerror(-rc));
@@ -1066,7 +1071,9 @@ static void on_request(struct mg_httpd_req *hr, void *data)
     mg_httpd_req_set_data(hr, r);
     mg_httpd_on_end(hr, down_end);
     mg_httpd_on_writable(hr, down_writable);
-    set_reqid(r);
+    size_t il = 0;
+    const char *iv = mg_httpd_req_header(hr, "x-request-id", &il);
+    r->reqid_len = make_reqid(r->reqid, iv, il, &w->rng);
     size_t ml = m->method_len < sizeof r->method - 1 ? m->method_len : sizeof r->method - 1;
     memcpy(r->method, m->method, ml);
     r->method[ml] = '\0';
