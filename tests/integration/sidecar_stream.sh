@@ -109,9 +109,13 @@ tok0=$(scm modelgate_output_tokens_total 'model="m",version="v1"')
 ttft0=$(scm modelgate_time_to_first_token_seconds_count 'model="m",version="v1"')
 ttfts0=$(scm modelgate_time_to_first_token_seconds_sum 'model="m",version="v1"')
 itl0=$(scm modelgate_inter_token_latency_seconds_count 'model="m",version="v1"')
-for i in 1 2; do curl -sN -o /dev/null --max-time 10 "$URL" -H 'Content-Type: application/json' -d "$(chat m "q$i" '"stream":true')"; done
-curl -s -o /dev/null --max-time 10 "$URL" -H 'Content-Type: application/json' -d "$(chat m q3 '"stream":true,"stream_options":{"include_usage":true}')"
-curl -s -o /dev/null --max-time 10 "$URL" -H 'Content-Type: application/json' -d "$(chat m q4)"
+# Four at once (each takes 1.1 s); waited for by PID (a bare wait would
+# wait for the servers too).
+cpids=()
+for i in 1 2; do curl -sN -o /dev/null --max-time 10 "$URL" -H 'Content-Type: application/json' -d "$(chat m "q$i" '"stream":true')" & cpids+=($!); done
+curl -s -o /dev/null --max-time 10 "$URL" -H 'Content-Type: application/json' -d "$(chat m q3 '"stream":true,"stream_options":{"include_usage":true}')" & cpids+=($!)
+curl -s -o /dev/null --max-time 10 "$URL" -H 'Content-Type: application/json' -d "$(chat m q4)" & cpids+=($!)
+wait "${cpids[@]}"
 check_eq "modelgate_output_tokens_total counts 10 per reply (3 streams, 1 whole)" "$(( $(scm modelgate_output_tokens_total 'model="m",version="v1"') - tok0 ))" 40
 check "modelgate_time_to_first_token_seconds observed the streams" [ "$(( $(scm modelgate_time_to_first_token_seconds_count 'model="m",version="v1"') - ttft0 ))" -ge 3 ]
 check "...with TTFTs of about 0.2 s each" fge "$(awk -v a="$(scm modelgate_time_to_first_token_seconds_sum 'model="m",version="v1"')" -v b="$ttfts0" 'BEGIN { print a - b }')" 0.57
@@ -120,8 +124,10 @@ le=$(mval "$SC_ADMIN" modelgate_time_to_first_token_seconds_bucket 'model="m",ve
 check_eq "no stream with a 200 ms TTFT lands in the le=0.1 bucket" "$le" 0
 
 d0=$(scm modelgate_request_duration_seconds_count 'model="m",version="v1"')
+curl -s -o /dev/null --max-time 10 "$URL" -H 'Content-Type: application/json' -H 'X-Request-Id: acc-whole-1' -d "$(chat f acc)" &
+cpid=$!
 curl -sN -o /dev/null --max-time 10 "$URL" -H 'Content-Type: application/json' -H 'X-Request-Id: acc-stream-1' -d "$(chat m acc '"stream":true')"
-curl -s -o /dev/null --max-time 10 "$URL" -H 'Content-Type: application/json' -H 'X-Request-Id: acc-whole-1' -d "$(chat f acc)"
+wait "$cpid"
 check_eq "modelgate_request_duration_seconds observed the stream" "$(( $(scm modelgate_request_duration_seconds_count 'model="m",version="v1"') - d0 ))" 1
 # The access log: one JSON line per request on stderr.
 acc_line() { grep -F "\"$1\"" "$MG_TMP/sc.log" | grep -F '"access"'; }
