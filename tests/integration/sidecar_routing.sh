@@ -138,6 +138,15 @@ read -r m12 m21 stay <<<"$moves"
 check_eq "90/10 -> 50/50: no key moved from v2 to v1" "$m21" 0
 check "90/10 -> 50/50: $m12 of 1000 keys moved v1 -> v2 (want 40% ±4 points)" eval '[ "$m12" -ge 360 ] && [ "$m12" -le 440 ]'
 check_eq "...and every other key stayed" "$((m12 + stay))" 1000
+# Header names are case-insensitive, for sticky keys and match rules alike.
+same=0
+for k in k1 k7 k42 k99 k500 k777 k998 k999; do
+    sc_req "$MG_TMP/cs" "$(chat m hi)" -H "X-SESSION-ID: $k" >/dev/null
+    [ "$(hdr "$MG_TMP/cs.h" x-modelgate-version)" = "$(awk -v k="$k" '$1 == k { print $2 }' "$MG_TMP/keys2")" ] && same=$((same + 1))
+done
+check_eq "X-SESSION-ID in capitals finds the same version for 8 keys" "$same" 8
+sc_req "$MG_TMP/cc" "$(chat m hi)" -H 'X-CANARY: yes' >/dev/null
+check_eq "X-CANARY: yes in capitals matches the rule" "$(hdr "$MG_TMP/cc.h" x-modelgate-version)" v2
 
 # --- endpoints inside a version ---------------------------------------------------
 
