@@ -191,7 +191,9 @@ check_eq "...served by the version it started on" "$(hdr "$MG_TMP/fl.h" x-modelg
 write_cfg 90 10
 wait_for $((5 * slow)) eval '[ "$(shown)" = "[90,10]" ]'
 g=$(scm modelgate_config_generation)
-start_bg load "$LOAD" --connect "127.0.0.1:$SC_PORT" --conns 4 --duration-ms 3000 --timeout-ms $((20000 * slow)) \
+# The load runs until told to stop (SIGTERM: it finishes what is in flight
+# and prints its counts), so every reload below happens under it.
+start_bg load "$LOAD" --connect "127.0.0.1:$SC_PORT" --conns 4 --duration-ms $((15000 * slow)) --timeout-ms $((20000 * slow)) \
     --path /v1/chat/completions --body "$(chat m hi)" --backend-header x-modelsim-version
 lpid=$(pid_of load)
 sleep 0.4
@@ -205,6 +207,14 @@ wait_for $((2 * slow)) gen_above "$g1"
 g2=$(scm modelgate_config_generation)
 sleep 0.4
 st=$(post_config "$(json_table 70 30)" "${auth[@]}")
+g3=$(scm modelgate_config_generation)
+sleep 0.4
+# Last, v2 leaves the table altogether (its pooled connections with it).
+st2=$(post_config "$(json_table 70 30 | jq -c 'del(.routes[0].versions[1])')" "${auth[@]}")
+kill -0 "$lpid" 2>/dev/null
+running=$?
+sleep 0.4
+kill -TERM "$lpid"
 wait "$lpid"
 lrc=$?
 res=$(grep '^{' "$MG_TMP/load.log" | tail -n 1)
@@ -213,8 +223,9 @@ check_eq "under load: the load tool finished (exit 0)" "$lrc" 0
 check_eq "under load: POST /config answered 200" "$st" 200
 check "under load: SIGHUP was taken (generation $g -> $g1)" [ "$g1" -gt "$g" ]
 check "under load: the file change alone was taken within $((2 * slow)) s (generation $g1 -> $g2)" [ "$g2" -gt "$g1" ]
-check "under load: POST /config was taken (generation $g2 -> $(scm modelgate_config_generation))" [ "$(scm modelgate_config_generation)" -gt "$g2" ]
-check_eq "under load: GET /config shows the POSTed table" "$(shown)" "[70,30]"
+check "under load: POST /config was taken (generation $g2 -> $g3)" [ "$g3" -gt "$g2" ]
+check_eq "under load: a POST /config removing v2 answered 200, taken while the load still ran" "$st2|$running|$(scm modelgate_config_generation)" "200|0|$((g3 + 1))"
+check_eq "under load: GET /config shows the last table (v1 alone)" "$(shown)" "[70]"
 check "under load: thousands of requests ran ($(j "$res" .done))" [ "$(j "$res" .done)" -ge $((1000 / slow)) ]
 check_eq "under load: zero non-2xx, zero transport errors, none unfinished" "$(j "$res" '[.non2xx, .transport_errors, .unfinished] | join("|")')" "0|0|0"
 check_eq "under load: every response from the backend its label names" "$(j "$res" .backend_mismatch)" 0

@@ -13,7 +13,10 @@
  * the next request leaves as soon as one ends. It stops after M requests
  * (default 1000), or, with --duration-ms, once D ms have passed (then waits
  * for those in flight). --timeout-ms (default 60000) bounds the whole run:
- * requests still in flight then count as "unfinished".
+ * requests still in flight then count as "unfinished". SIGTERM or SIGINT end
+ * the run early the same way as the end of --duration-ms: no new request,
+ * those in flight finish, the counts are printed (a test can keep load
+ * running until its steps are done).
  *
  * --key-header NAME --keys K gives request i the header "NAME: k<i mod K>"
  * (sticky-session keys); every key's version is remembered and a key that
@@ -36,6 +39,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,7 +74,7 @@ static int nconns = 4;
 static long nrequests = 1000, started, done_count, ok_count, non2xx, transport_errors;
 static long inflight;
 static uint64_t duration_ms, start_ns;
-static int timed_out, stopping;
+static int timed_out, stopping, stop_asked;
 static const char *method, *path = "/", *version_header = "x-modelgate-version";
 static const char *body;
 static size_t body_len;
@@ -115,6 +119,8 @@ static int version_index(const char *v, size_t n)
 
 static int all_started(void)
 {
+    if (stop_asked)
+        return 1;
     if (duration_ms)
         return mg_now_ns() - start_ns >= duration_ms * 1000000ull;
     return started >= nrequests;
@@ -239,6 +245,15 @@ static void deadline_cb(struct mg_loop *l, struct mg_timer *t)
     (void)t;
     timed_out = 1;
     mg_loop_stop(l);
+}
+
+static void on_stop_signal(struct mg_loop *l, int signo, void *data)
+{
+    (void)signo;
+    (void)data;
+    stop_asked = 1;
+    if (inflight == 0)
+        mg_loop_stop(l);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -394,6 +409,11 @@ int main(int argc, char **argv)
     if ((rc = mg_loop_new(&loop)) < 0 || (rc = mg_httpc_new(loop, &ccfg, &client)) < 0 ||
         (rc = mg_httpc_endpoint(client, connect_to, &ep, &err)) < 0) {
         fprintf(stderr, "mg-load: %s: %s\n", connect_to, err ? err : strerror(-rc));
+        return 1;
+    }
+    if ((rc = mg_loop_signal(loop, SIGTERM, on_stop_signal, NULL)) < 0 ||
+        (rc = mg_loop_signal(loop, SIGINT, on_stop_signal, NULL)) < 0) {
+        fprintf(stderr, "mg-load: cannot watch signals: %s\n", strerror(-rc));
         return 1;
     }
     mg_timer_init(&deadline, deadline_cb, NULL);
