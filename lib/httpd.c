@@ -27,6 +27,8 @@
 #include "log.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +123,8 @@ struct mg_httpd_conn {
     struct mg_io io;
     struct mg_timer timer;
     struct mg_defer defer;
+    struct sockaddr_storage peer;  /* the client's address (accept) */
+    socklen_t peer_len;
 
     struct mg_buf in;            /* off is always 0 (see the file comment) */
     size_t ipos;                 /* next unprocessed input byte */
@@ -168,6 +172,7 @@ struct mg_httpd {
     unsigned nfree;
     struct mg_buf scratch;       /* response heads are formatted here */
     struct mg_buf errbody;       /* bodies of the server's own error responses */
+    struct mg_buf errhdrs;       /* and their extra header lines */
     char date[40];               /* "Date: ...\r\n" */
     size_t date_len;
     time_t date_sec;
@@ -301,12 +306,15 @@ static int conn_sendv(struct mg_httpd_conn *c, struct iovec *iov, int n)
 static void conn_error_response(struct mg_httpd_conn *c, int status, const char *text)
 {
     struct mg_httpd *srv = c->srv;
-    struct mg_buf *b = &srv->scratch, *eb = &srv->errbody;
-    const char *ctype = "text/plain";
+    struct mg_buf *b = &srv->scratch, *eb = &srv->errbody, *eh = &srv->errhdrs;
+    const char *ctype = NULL;
     mg_buf_reset(eb);
-    if (!srv->cfg.error_body || srv->cfg.error_body(status, text, eb, &ctype, srv->cfg.data) != 0 ||
-        !ctype || !*ctype) {
+    mg_buf_reset(eh);
+    if (srv->cfg.error_body)
+        ctype = srv->cfg.error_body(srv->cfg.data, status, text, eb, eh);
+    if (!ctype || !*ctype) {
         mg_buf_reset(eb);
+        mg_buf_reset(eh);
         ctype = "text/plain";
         if (mg_buf_printf(eb, "%s\n", text) < 0)
             mg_buf_reset(eb);
@@ -314,6 +322,8 @@ static void conn_error_response(struct mg_httpd_conn *c, int status, const char 
     mg_buf_reset(b);
     mg_h1_put_status(b, status, NULL);
     put_date(srv, b);
+    if (eh->len)
+        mg_buf_append(b, mg_buf_head(eh), eh->len);
     mg_buf_printf(b, "Content-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                   ctype, eb->len);
     struct iovec iov[2] = {{.iov_base = mg_buf_head(b), .iov_len = b->len},
@@ -1059,13 +1069,18 @@ static void accept_timer_cb(struct mg_loop *loop, struct mg_timer *t)
         listener_resume(srv);
 }
 
-static void conn_start(struct mg_httpd *srv, int fd, int rejecting)
+static void conn_start(struct mg_httpd *srv, int fd, int rejecting,
+                       const struct sockaddr_storage *peer, socklen_t peer_len)
 {
     struct mg_httpd_conn *c = conn_alloc(srv);
     if (!c) {
         close(fd);
         return;
     }
+    if (peer_len > sizeof c->peer)
+        peer_len = sizeof c->peer;
+    memcpy(&c->peer, peer, peer_len);
+    c->peer_len = peer_len;
     mg_io_init(&c->io, conn_io_cb, c);
     mg_timer_init(&c->timer, conn_timer_cb, c);
     mg_defer_init(&c->defer, conn_run, c);
@@ -1119,7 +1134,10 @@ static void listener_cb(struct mg_loop *loop, struct mg_io *io, unsigned events)
             listener_pause(srv, 1);
             return;
         }
-        int fd = accept4(srv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof peer;
+        int fd = accept4(srv->lfd, (struct sockaddr *)&peer, &peer_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd == -1) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -1135,7 +1153,7 @@ static void listener_cb(struct mg_loop *loop, struct mg_io *io, unsigned events)
             return;   /* EAGAIN: the queue is empty */
         }
         mg_sock_nodelay(fd);
-        conn_start(srv, fd, rejecting);
+        conn_start(srv, fd, rejecting, &peer, peer_len);
     }
 }
 
@@ -1175,6 +1193,7 @@ int mg_httpd_new(struct mg_loop *loop, const struct mg_httpd_config *cfg,
     srv->in_max = srv->cfg.limits.max_head + 16 * 1024;
     mg_buf_init(&srv->scratch, 64 * 1024);
     mg_buf_init(&srv->errbody, 4 * 1024);
+    mg_buf_init(&srv->errhdrs, 4 * 1024);
     mg_timer_init(&srv->accept_timer, accept_timer_cb, srv);
     srv->lfd = mg_listen_tcp(cfg->listen, cfg->backlog, cfg->reuseport, err);
     if (srv->lfd < 0) {
@@ -1230,6 +1249,7 @@ void mg_httpd_free(struct mg_httpd *srv)
     }
     mg_buf_free(&srv->scratch);
     mg_buf_free(&srv->errbody);
+    mg_buf_free(&srv->errhdrs);
     free(srv->listen_str);
     free(srv);
 }
@@ -1272,6 +1292,22 @@ const char *mg_httpd_req_header(const struct mg_httpd_req *req, const char *name
     if (len)
         *len = req->msg.headers[i].value_len;
     return req->msg.headers[i].value;
+}
+
+int mg_httpd_req_peer(const struct mg_httpd_req *req, char *buf, size_t n)
+{
+    const struct mg_httpd_conn *c = req->conn;
+    const void *a;
+    int af = c->peer_len ? c->peer.ss_family : AF_UNSPEC;
+    if (af == AF_INET)
+        a = &((const struct sockaddr_in *)&c->peer)->sin_addr;
+    else if (af == AF_INET6)
+        a = &((const struct sockaddr_in6 *)&c->peer)->sin6_addr;
+    else
+        return -EAFNOSUPPORT;
+    if (!inet_ntop(af, a, buf, (socklen_t)n))
+        return -errno;
+    return (int)strlen(buf);
 }
 
 void mg_httpd_req_set_data(struct mg_httpd_req *req, void *data)

@@ -82,13 +82,15 @@ typedef void (*mg_httpd_collected_cb)(struct mg_httpd_req *req, const char *body
 typedef void (*mg_httpd_writable_cb)(struct mg_httpd_req *req);
 typedef void (*mg_httpd_end_cb)(struct mg_httpd_req *req, enum mg_httpd_end reason);
 /* Formats the body of a response the server sends on its own (a head parse
- * error, 408, 413, 431, 503 past max_conns, ...), so that an application
- * with its own error format (the sidecar's OpenAI-style JSON) keeps it for
- * these too. text is the server's one-line explanation. Append the body to
- * out (capped at 4 KiB) and set *ctype to its Content-Type (a static
- * string); return 0, or nonzero to fall back to the plain-text body. */
-typedef int (*mg_httpd_error_body_cb)(int status, const char *text, struct mg_buf *out,
-                                      const char **ctype, void *data);
+ * error: 400, 413, 414, 417, 431, 501, 505; 408; 503 past max_conns), so
+ * that an application with its own error format (the sidecar's
+ * OpenAI-style JSON) keeps it for these too. reason is the server's
+ * one-line explanation. Append the body to body and any extra header lines
+ * ("Name: value\r\n") to headers (each capped at 4 KiB) and return the
+ * body's Content-Type (a static string), or NULL for the plain-text body
+ * after all. data is the config's data. */
+typedef const char *(*mg_httpd_error_body_cb)(void *data, int status, const char *reason,
+                                              struct mg_buf *body, struct mg_buf *headers);
 
 struct mg_httpd_config {
     const char *listen;           /* "HOST:PORT"; port 0 picks one (mg_httpd_port) */
@@ -156,6 +158,9 @@ void mg_httpd_get_stats(const struct mg_httpd *srv, struct mg_httpd_stats *out);
 const struct mg_h1_msg *mg_httpd_req_msg(const struct mg_httpd_req *req);
 /* The value of the first header named name, or NULL; *len gets its length. */
 const char *mg_httpd_req_header(const struct mg_httpd_req *req, const char *name, size_t *len);
+/* The client's IP address as text ("192.0.2.7", "2001:db8::1") into buf
+ * (INET6_ADDRSTRLEN bytes suffice). Returns its length or -errno. */
+int mg_httpd_req_peer(const struct mg_httpd_req *req, char *buf, size_t n);
 /* Request-scoped user data, NULL at the start of every request. */
 void mg_httpd_req_set_data(struct mg_httpd_req *req, void *data);
 void *mg_httpd_req_data(const struct mg_httpd_req *req);

@@ -776,6 +776,19 @@ static int parse_doc(struct vctx *v, struct sc_config *cfg)
     return 0;
 }
 
+static void locate(const struct mg_yaml_pos *pos, struct mg_json_errs *e, size_t from)
+{
+    for (size_t i = from; i < e->n; i++) {
+        struct mg_json_error *err = &e->items[i];
+        unsigned line, col;
+        if (!err->line && err->path && *err->path &&
+            mg_yaml_pos_find(pos, err->path, &line, &col) == 0) {
+            err->line = line;
+            err->col = col;
+        }
+    }
+}
+
 int sc_config_parse(const char *data, size_t len, const char *name, struct sc_config **out,
                     struct mg_json_errs *errs, struct mg_json_errs *warns)
 {
@@ -783,6 +796,7 @@ int sc_config_parse(const char *data, size_t len, const char *name, struct sc_co
     char saved_e[sizeof local_e.file], saved_w[sizeof local_w.file];
     struct sc_config_priv *p = NULL;
     json_t *doc = NULL;
+    struct mg_yaml_pos *pos = NULL;
     int rc;
 
     *out = NULL;
@@ -809,7 +823,7 @@ int sc_config_parse(const char *data, size_t len, const char *name, struct sc_co
     lim.max_bytes = SC_CONFIG_MAX_BYTES;
     lim.max_depth = 32;    /* the deepest key is 5 levels down */
     lim.max_nodes = 200000;
-    rc = mg_yaml_load(data, len, &lim, name, v.e, &doc);
+    rc = mg_yaml_load_pos(data, len, &lim, name, v.e, &doc, &pos);
     mg_json_errs_set_file(v.e, name);
     if (rc < 0) {
         if (mg_json_errs_count(v.e) == 0)
@@ -835,7 +849,11 @@ int sc_config_parse(const char *data, size_t len, const char *name, struct sc_co
     p->pub.doc = doc;
     doc = NULL;
     v.doc = p->pub.doc;
+    size_t e0 = v.e->n, w0 = v.w->n;
     rc = parse_doc(&v, &p->pub);
+    /* Errors found walking the document name the line:col of their key. */
+    locate(pos, v.e, e0);
+    locate(pos, v.w, w0);
     if (rc == 0 && v.nerr)
         rc = -EINVAL;
     if (rc == 0 && !(p->pub.source = strdup(name)))
@@ -851,6 +869,7 @@ int sc_config_parse(const char *data, size_t len, const char *name, struct sc_co
 out:
     config_free(p ? &p->pub : NULL);
     json_decref(doc);
+    mg_yaml_pos_free(pos);
     mg_json_errs_set_file(v.e, saved_e);
     mg_json_errs_set_file(v.w, saved_w);
     mg_json_errs_free(&local_e);

@@ -509,6 +509,30 @@ static void make_traceparent(char *t, const char *v, size_t n, struct sc_rng *rn
     t[TRACEPARENT_LEN] = '\0';
 }
 
+/* The errors the HTTP layer answers itself (a malformed head, 408, 431,
+ * ...), in the same OpenAI shape. */
+static const char *http_error_body(void *data, int status, const char *reason,
+                                   struct mg_buf *out, struct mg_buf *headers)
+{
+    struct sc_worker *w = data;
+    char id[REQID_MAX + 1];
+    uint16_t idl = make_reqid(id, NULL, 0, &w->rng);
+    if (mg_buf_append_str(headers, "x-request-id: ") < 0 || mg_buf_append(headers, id, idl) < 0 ||
+        mg_buf_append_str(headers, "\r\n") < 0)
+        return NULL;
+    const char *code = status == 408 ? "request_timeout"
+                       : status == 413 ? "request_too_large"
+                       : status == 431 ? "request_header_fields_too_large"
+                       : status == 503 ? "too_many_connections"
+                                       : "invalid_http";
+    if (mg_buf_append_str(out, "{\"error\":{\"message\":") < 0 ||
+        json_str(out, reason, strlen(reason)) < 0 ||
+        mg_buf_printf(out, ",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}\n",
+                      status >= 500 ? "server_error" : "invalid_request_error", code) < 0)
+        return NULL;
+    return "application/json";
+}
+
 /* ------------------------------------------------------------------------ */
 /* Headers. */
 
@@ -572,13 +596,14 @@ static int put(struct mg_buf *b, const char *p, size_t n)
  * ours, and the body's Content-Length. 0 or -errno. */
 static int build_upstream_head(struct mg_buf *b, const struct mg_h1_msg *m, const char *epname,
                                const char *reqid, size_t reqid_len, const char *traceparent,
-                               size_t body_len)
+                               size_t body_len, const char *peer)
 {
+    int xff_seen = 0;
     mg_buf_reset(b);
     /* The client's head (a header may grow by the space after its colon),
      * plus what is added here: usually no reallocation. */
     size_t eplen = strlen(epname);
-    b->max = m->head_len + UP_HEAD_EXTRA + eplen;
+    b->max = m->head_len + UP_HEAD_EXTRA + eplen + 2 * 64;
     int rc = mg_buf_reserve(b, m->head_len + m->nheaders + reqid_len + TRACEPARENT_LEN + eplen +
                                    128);
     if (rc < 0)
@@ -595,6 +620,16 @@ static int build_upstream_head(struct mg_buf *b, const struct mg_h1_msg *m, cons
         if (skip_common(h) || name_is(h, "expect", 6) || name_is(h, "traceparent", 11) ||
             (nconn && listed_in_connection(m, conn, nconn, h)))
             continue;
+        if (peer && name_is(h, "x-forwarded-for", 15)) {
+            xff_seen = 1;   /* the client's list, with the client appended */
+            put(b, h->name, h->name_len);
+            put(b, ": ", 2);
+            put(b, h->value, h->value_len);
+            put(b, ", ", 2);
+            put(b, peer, strlen(peer));
+            put(b, "\r\n", 2);
+            continue;
+        }
         if (name_is(h, "host", 4))
             has_host = 1;
         put(b, h->name, h->name_len);
@@ -605,6 +640,11 @@ static int build_upstream_head(struct mg_buf *b, const struct mg_h1_msg *m, cons
     if (!has_host) {
         put(b, "Host: ", 6);
         put(b, epname, strlen(epname));
+        put(b, "\r\n", 2);
+    }
+    if (peer && !xff_seen) {
+        put(b, "x-forwarded-for: ", 17);
+        put(b, peer, strlen(peer));
         put(b, "\r\n", 2);
     }
     put(b, "x-request-id: ", 14);
@@ -950,9 +990,11 @@ static void req_forward(struct sc_req *r)
     size_t tl = 0;
     const char *tv = mg_httpd_req_header(r->down, "traceparent", &tl);
     make_traceparent(r->traceparent, tv, tl, &w->rng);
+    char peer[64];
+    int pl = mg_httpd_req_peer(r->down, peer, sizeof peer);
     int rc = build_upstream_head(&r->head, mg_httpd_req_msg(r->down),
                                  mg_httpc_endpoint_name(v->eps[ep]), r->reqid, r->reqid_len,
-                                 r->traceparent, r->body.len);
+                                 r->traceparent, r->body.len, pl > 0 ? peer : NULL);
     if (rc < 0) {
         req_error(r, 500, "server_error", NULL, NULL, "cannot build the upstream request: %s",
                   strerror(-rc));
@@ -1246,6 +1288,7 @@ int sc_worker_init(struct sc_worker *w, struct sc_config *cfg, const char *liste
         hc.limits.max_head = (size_t)cfg->max_head;
     if (hc.limits.max_request_line > hc.limits.max_head)
         hc.limits.max_request_line = hc.limits.max_head;
+    hc.error_body = http_error_body;
     hc.on_request = on_request;
     hc.data = w;
     if ((rc = mg_httpd_new(w->loop, &hc, &w->srv, err)) < 0)

@@ -86,7 +86,7 @@ check_eq "...nothing changed (generation 1)" "$(metric modelgate_config_generati
 st=$(post -H 'Authorization: Bearer s3cret-token' --data-binary "$(table v2 | sed 's/weight: 1/weight: -1/'; printf '    sticky: { heder: x }\n')")
 check_eq "POST /config with an invalid table: 400" "$st" 400
 check "...listing every error (weight and the misspelt key): $(head -c 300 "$MG_TMP/post.b")" \
-    eval 'grep -q "\"errors\":\[\"POST /config: routes\[0\]\.versions\[0\]\.weight" "$MG_TMP/post.b" && grep -q heder "$MG_TMP/post.b"'
+    eval 'grep -q "\"errors\":\[\"POST /config:7:21: routes\[0\]\.versions\[0\]\.weight" "$MG_TMP/post.b" && grep -q heder "$MG_TMP/post.b"'
 check_eq "...counted as refused" "$(metric 'modelgate_config_reloads_total{result="refused"}')" 1
 check_eq "...the old table serves on" "$(served_by)" v1
 st=$(post -H 'Authorization: Bearer s3cret-token' -H 'Content-Type: application/json' --data-binary \

@@ -57,10 +57,14 @@ static void readpart_body(struct mg_httpd_req *req, const char *p, size_t n, int
     mg_httpd_respond(req, 200, NULL, 0, "part", 4);
 }
 
+static char peer[64];
+static int peer_len;
+
 static void on_request(struct mg_httpd_req *req, void *data)
 {
     const struct mg_h1_msg *m = mg_httpd_req_msg(req);
     mg_httpd_on_end(req, on_end);
+    peer_len = mg_httpd_req_peer(req, peer, sizeof peer);
 #define IS(p) (m->target_len == strlen(p) && memcmp(m->target, p, strlen(p)) == 0)
     if (IS("/api")) {
         ev('a');
@@ -206,6 +210,8 @@ static void t_response_api_errors(void)
     CHECK_EQ_INT(api_results[5], 0);
     CHECK_EQ_INT(api_results[6], 0);
     CHECK_EQ_INT(api_results[7], 1);
+    CHECK_EQ_INT(peer_len, 9);
+    CHECK_EQ_STR(peer, "127.0.0.1");
     CHECK(strstr(buf, "Content-Length: 3\r\n") != NULL);
     CHECK(strstr(buf, "\r\n\r\nabc") != NULL);
     for (int i = 0; i < 5 && last_end != MG_HTTPD_END_OK; i++)
@@ -512,13 +518,15 @@ static void t_emfile_does_not_spin(void)
     mg_httpd_free(srv);
 }
 
-static int json_error_body(int status, const char *text, struct mg_buf *out, const char **ctype,
-                           void *data)
+static const char *json_error_body(void *data, int status, const char *text, struct mg_buf *out,
+                                   struct mg_buf *headers)
 {
     if (status == 505)
-        return -1;   /* falls back to text */
-    *ctype = "application/json";
-    return mg_buf_printf(out, "{\"error\":{\"code\":%d,\"message\":\"%s\"}}", status, text) < 0;
+        return NULL;   /* falls back to text */
+    if (mg_buf_append_str(headers, "x-test: 1\r\n") < 0 ||
+        mg_buf_printf(out, "{\"error\":{\"code\":%d,\"message\":\"%s\"}}", status, text) < 0)
+        return NULL;
+    return "application/json";
 }
 
 /* The server's own error responses take the application's body format when
@@ -534,6 +542,7 @@ static void t_error_body_hook(void)
     CHECK(strncmp(buf, "HTTP/1.1 400 ", 13) == 0);
     CHECK(strstr(buf, "Content-Type: application/json\r\n") != NULL);
     CHECK(strstr(buf, "Connection: close\r\n") != NULL);
+    CHECK(strstr(buf, "\r\nx-test: 1\r\n") != NULL);
     const char *body = strstr(buf, "\r\n\r\n");
     REQUIRE(body != NULL);
     body += 4;
@@ -550,6 +559,7 @@ static void t_error_body_hook(void)
     CHECK_EQ_INT(collect(fd, buf, sizeof buf, NULL, 0, 1000), 1);
     CHECK(strncmp(buf, "HTTP/1.1 505 ", 13) == 0);
     CHECK(strstr(buf, "Content-Type: text/plain\r\n") != NULL);
+    CHECK(strstr(buf, "x-test") == NULL);
     close(fd);
     mg_httpd_free(srv);
     error_body = NULL;

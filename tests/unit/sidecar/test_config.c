@@ -576,8 +576,11 @@ static void t_all_errors_collected(void)
     CHECK(find_err(&e, "routes[0].timeouts.idle", "invalid duration") != NULL);
     CHECK(find_err(&e, "routes[1].model", "already served by routes[0]") != NULL);
     CHECK(find_err(&e, "routes[1].versions[0].endpoints[0]", "\"h:1:2\"") != NULL);
-    /* The formatted form names the file and the path on each line. */
-    CHECK(strstr(txt, "routes.yaml: routes[0].versions[0].weight: -5 is out of range [0, 10000]\n") != NULL);
+    /* The formatted form names the file, the key's line:col and the path
+     * on each line; a missing key points at the mapping that lacks it. */
+    CHECK(strstr(txt, "routes.yaml:7:20: routes[0].versions[0].weight: -5 is out of range [0, 10000]\n") != NULL);
+    CHECK(strstr(txt, "routes.yaml:3:1: colour: unknown field") != NULL);
+    CHECK(strstr(txt, "routes.yaml:10:16: routes[0].timeouts.idle: ") != NULL);
     mg_json_errs_free(&e);
 }
 

@@ -70,7 +70,7 @@ static void t_upstream_head(void)
     struct mg_buf b;
     mg_buf_init(&b, 0);
     const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01";
-    REQUIRE(build_upstream_head(&b, m, "10.0.0.1:8000", "rid-1", 5, tp, 17) == 0);
+    REQUIRE(build_upstream_head(&b, m, "10.0.0.1:8000", "rid-1", 5, tp, 17, "192.0.2.7") == 0);
     CHECK(b.len > 0 && memcmp(mg_buf_head(&b), "POST /v1/chat/completions?x=1 HTTP/1.1\r\n", 40) == 0);
     CHECK(has_line(&b, "Host: api.example"));
     CHECK(has_line(&b, "Content-Type: application/json"));
@@ -79,6 +79,7 @@ static void t_upstream_head(void)
     CHECK(has_line(&b, "x-request-id: rid-1"));
     CHECK(has_line(&b, "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01"));
     CHECK(has_line(&b, "Content-Length: 17"));
+    CHECK(has_line(&b, "x-forwarded-for: 192.0.2.7"));
     /* Hop-by-hop, the Connection-named one, Expect, and the replaced ones. */
     CHECK(!has_name(&b, "Connection"));
     CHECK(!has_name(&b, "Keep-Alive"));
@@ -103,7 +104,7 @@ static void t_upstream_head(void)
     /* HTTP/1.0 without Host: the endpoint's name is sent. */
     m = parse("POST /v1/completions HTTP/1.0\r\nContent-Length: 2\r\n\r\n");
     REQUIRE(m);
-    REQUIRE(build_upstream_head(&b, m, "[fd00::1]:8000", "r", 1, tp, 2) == 0);
+    REQUIRE(build_upstream_head(&b, m, "[fd00::1]:8000", "r", 1, tp, 2, NULL) == 0);
     CHECK(memcmp(mg_buf_head(&b), "POST /v1/completions HTTP/1.1\r\n", 31) == 0);
     CHECK(has_line(&b, "Host: [fd00::1]:8000"));
     mg_buf_free(&b);
