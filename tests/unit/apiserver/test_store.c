@@ -134,6 +134,16 @@ static void t_crud(void)
     CHECK_EQ_INT(as_store_get(st, "/configmaps", "default", "a", &o), -ENOENT);
     CHECK(o == NULL);
     CHECK_EQ_INT(as_store_rv(st), 4);
+    /* the database holds secrets: private files */
+    {
+        static const char *const files[] = {"modelgate.db", "modelgate.db-wal", NULL};
+        for (int i = 0; files[i]; i++) {
+            char path[600];
+            struct stat sb;
+            snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+            CHECK(stat(path, &sb) == 0 && (sb.st_mode & 077) == 0);
+        }
+    }
     as_store_close(st);
     rmdir_store(dir);
 }
