@@ -1090,6 +1090,12 @@ int as_store_list(struct as_store *st, const char *gr, const char *ns, const cha
         ret = as_cont_parse(cont, gr, ns, &tokj, &tns, &tname, &list_rv);
         if (ret)
             return ret;
+        if (list_rv > st->rv) {
+            /* not from this store's history (forged, or the data directory
+             * was restored from an older copy) */
+            json_decref(tokj);
+            return -EINVAL;
+        }
         after_ns = strdup(tns);
         after_name = strdup(tname);
         json_decref(tokj);

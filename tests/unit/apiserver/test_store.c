@@ -530,6 +530,11 @@ static void t_bad_continue(void)
     /* a well-formed token we made ourselves works */
     forged = as_cont_make("/pods", "a", "x", 2);
     CHECK_EQ_INT(as_store_list(st, "/pods", "a", forged, 0, collect, &c, &rv, &n2), 0);
+    CHECK_EQ_INT(rv, 2);
+    free(forged);
+    /* one from a future RV is not from this history */
+    forged = as_cont_make("/pods", "a", "x", 3);
+    CHECK_EQ_INT(as_store_list(st, "/pods", "a", forged, 0, collect, &c, &rv, &n2), -EINVAL);
     free(forged);
     as_store_close(st);
     rmdir_store(dir);
