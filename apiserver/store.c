@@ -1067,9 +1067,13 @@ bad:
     return -EINVAL;
 }
 
+/* A fetched row; its JSON is parsed only when it is given out, so the row
+ * read past a full page (to know whether a token is needed) costs no
+ * parse, and a damaged row there does not fail the page before it. */
 struct as_list_row {
-    char *ns, *name;
-    json_t *obj;
+    char *ns, *name, *text;
+    size_t len;
+    uint64_t rv;
 };
 
 int as_store_list(struct as_store *st, const char *gr, const char *ns, const char *cont,
@@ -1114,7 +1118,12 @@ int as_store_list(struct as_store *st, const char *gr, const char *ns, const cha
 
     while (!done) {
         sqlite3_stmt *s;
-        int rc;
+        unsigned want = AS_LIST_BATCH;
+        int rc = SQLITE_DONE;
+        /* A page needs at most its remaining room plus one row (to know
+         * whether more follows; skipped rows make another batch). */
+        if (limit && limit - accepted < AS_LIST_BATCH)
+            want = limit - accepted + 1;
         /* Fetch a batch, then let go of the statement before any callback. */
         s = as_stmt(st, ns ? S_LIST_NS : S_LIST_ALL);
         sqlite3_bind_text(s, 1, gr, -1, SQLITE_STATIC);
@@ -1125,41 +1134,52 @@ int as_store_list(struct as_store *st, const char *gr, const char *ns, const cha
             sqlite3_bind_text(s, 2, after_ns, -1, SQLITE_STATIC);
             sqlite3_bind_text(s, 3, after_name, -1, SQLITE_STATIC);
         }
-        sqlite3_bind_int(s, 4, AS_LIST_BATCH);
+        sqlite3_bind_int(s, 4, (int)want);
         nrows = 0;
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        while (nrows < want && (rc = sqlite3_step(s)) == SQLITE_ROW) {
             struct as_list_row *r = &rows[nrows];
             const char *rns = (const char *)sqlite3_column_text(s, 0);
             const char *rname = (const char *)sqlite3_column_text(s, 1);
+            const void *text = sqlite3_column_text(s, 3);
+            int len = sqlite3_column_bytes(s, 3);
             r->ns = strdup(rns ? rns : "");
             r->name = strdup(rname ? rname : "");
-            r->obj = NULL;
+            r->len = len > 0 ? (size_t)len : 0;
+            r->text = malloc(r->len + 1);
+            r->rv = (uint64_t)sqlite3_column_int64(s, 2);
             nrows++;
-            if (!r->ns || !r->name) {
+            if (!r->ns || !r->name || !r->text) {
                 ret = -ENOMEM;
                 break;
             }
-            ret = as_row_parse(st, gr, r->ns, r->name, sqlite3_column_text(s, 3),
-                               sqlite3_column_bytes(s, 3), (uint64_t)sqlite3_column_int64(s, 2),
-                               &r->obj);
-            if (ret)
-                break;
+            if (r->len)
+                memcpy(r->text, text, r->len);
+            r->text[r->len] = '\0';
         }
+        if (nrows == want)
+            rc = SQLITE_DONE;   /* LIMIT reached: the statement has no more rows to give */
         sqlite3_reset(s);
         if (!ret && rc != SQLITE_DONE)
             ret = as_db_fail(st, "list", rc);
         if (ret)
             goto free_rows;
-        if (nrows < AS_LIST_BATCH)
+        if (nrows < want)
             done = 1;
         for (i = 0; i < nrows; i++) {
+            json_t *obj = NULL;
             int r;
             if (limit && accepted == limit) {
                 more = 1;       /* a row past the last one given out */
                 done = 1;
                 break;
             }
-            r = cb(rows[i].obj, data);
+            ret = as_row_parse(st, gr, rows[i].ns, rows[i].name,
+                               (const unsigned char *)rows[i].text, (int)rows[i].len, rows[i].rv,
+                               &obj);
+            if (ret)
+                break;
+            r = cb(obj, data);
+            json_decref(obj);
             free(after_ns);
             free(after_name);
             after_ns = rows[i].ns;
@@ -1178,7 +1198,7 @@ free_rows:
         for (unsigned k = 0; k < nrows; k++) {
             free(rows[k].ns);
             free(rows[k].name);
-            json_decref(rows[k].obj);
+            free(rows[k].text);
         }
         if (ret)
             goto out;

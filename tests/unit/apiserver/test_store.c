@@ -605,6 +605,21 @@ static void t_corrupt_row(void)
     memset(&c, 0, sizeof c);
     CHECK_EQ_INT(as_store_list(st, "/configmaps", "ns", NULL, 0, collect, &c, &rv, &next), 0);
     CHECK_EQ_INT(c.n, 2);
+    /* a damaged row just past a full page fails the next page, not this one */
+    CHECK_EQ_INT(create(st, "/configmaps", "ns", "zz", "v"), 0);
+    REQUIRE(sqlite3_exec(st->db, "UPDATE objects SET data = 'x' WHERE name = 'zz'", NULL, NULL,
+                         NULL) == SQLITE_OK);
+    memset(&c, 0, sizeof c);
+    CHECK_EQ_INT(as_store_list(st, "/configmaps", "ns", NULL, 2, collect, &c, &rv, &next), 0);
+    CHECK_EQ_INT(c.n, 2);
+    REQUIRE(next);
+    {
+        char *n2 = NULL;
+        CHECK_EQ_INT(as_store_list(st, "/configmaps", "ns", next, 2, collect, &c, &rv, &n2), -EIO);
+        CHECK(n2 == NULL);
+        CHECK_EQ_INT(c.n, 2);
+    }
+    free(next);
     mg_log_set_level(MG_LOG_INFO);
     as_store_close(st);
     rmdir_store(dir);
