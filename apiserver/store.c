@@ -60,8 +60,9 @@ struct as_hist {
     uint64_t rv;
     char *key;                  /* "gr\0ns\0name\0", one allocation */
     const char *ns, *name;      /* into key */
-    json_t *obj;                /* a private copy: never changed */
-    size_t bytes;
+    char *text;                 /* the object, compact JSON */
+    size_t bytes;               /* strlen(text) */
+    json_t *obj;                /* parsed, only until its first delivery round ends */
 };
 
 struct as_watch {
@@ -230,8 +231,24 @@ static struct as_hist *as_hist_at(struct as_store *st, unsigned i)
 static void as_hist_free(struct as_hist *h)
 {
     free(h->key);
+    free(h->text);
     json_decref(h->obj);
     memset(h, 0, sizeof *h);
+}
+
+/* Kept events hold text, not parsed objects: a parsed object costs several
+ * times its text in memory, and the history is bounded by bytes of text.
+ * The new events' objects, shared by the watchers of their first delivery
+ * round, are let go once that round is over; replays parse the text. */
+static void as_hist_drop_objs(struct as_store *st)
+{
+    for (unsigned i = st->count; i-- > 0;) {
+        struct as_hist *h = as_hist_at(st, i);
+        if (!h->obj)
+            break;
+        json_decref(h->obj);
+        h->obj = NULL;
+    }
 }
 
 /* The lowest RV some live watcher has not been given yet (UINT64_MAX when
@@ -273,7 +290,7 @@ static int as_hist_grow(struct as_store *st)
     return 0;
 }
 
-/* Appends an event (takes obj's reference). Evicts the oldest events past
+/* Appends an event (takes obj's reference and text). Evicts the oldest events past
  * the limits (count, and bytes counted as the objects' serialised length),
  * except those a watcher still waits for (inside a delivery round). When
  * the process is out of memory the history is emptied and its floor raised
@@ -281,8 +298,9 @@ static int as_hist_grow(struct as_store *st)
  * one event (there is no way to tell them). */
 static void as_hist_append(struct as_store *st, enum as_event_type type, const char *gr,
                            const char *ns, const char *name, uint64_t rv, json_t *obj,
-                           size_t bytes)
+                           char *text)
 {
+    size_t bytes = text ? strlen(text) : 0;
     size_t lg = strlen(gr) + 1, ln = strlen(ns) + 1, lname = strlen(name) + 1;
     struct as_hist *h;
     char *key = malloc(lg + ln + lname);
@@ -293,10 +311,11 @@ static void as_hist_append(struct as_store *st, enum as_event_type type, const c
             break;              /* still to be delivered: keep it */
         as_hist_evict_oldest(st);
     }
-    if (!key || (st->count == st->cap && as_hist_grow(st) != 0)) {
+    if (!key || !text || !obj || (st->count == st->cap && as_hist_grow(st) != 0)) {
         mg_log(MG_LOG_ERROR, "store: out of memory for the watch history; watches restart",
                "rv", MG_U(rv));
         free(key);
+        free(text);
         json_decref(obj);
         while (st->count)
             as_hist_evict_oldest(st);
@@ -313,6 +332,7 @@ static void as_hist_append(struct as_store *st, enum as_event_type type, const c
     h->ns = key + lg;
     h->name = key + lg + ln;
     h->obj = obj;
+    h->text = text;
     h->bytes = bytes;
     st->count++;
     st->bytes += bytes;
@@ -383,7 +403,20 @@ static void as_watch_catch_up(struct as_store *st, struct as_watch *w)
         ev.ns = h->ns;
         ev.name = h->name;
         ev.rv = h->rv;
-        ev.obj = json_incref(h->obj); /* the event outlives any eviction in the call */
+        /* a reference of our own: the event outlives any eviction in the call */
+        if (h->obj) {
+            ev.obj = json_incref(h->obj);
+        } else {
+            ev.obj = json_loads(h->text, 0, NULL);
+            if (!ev.obj) {
+                /* only out of memory: end the watch rather than skip an event */
+                mg_log(MG_LOG_ERROR, "store: cannot replay an event; ending the watch",
+                       "rv", MG_U(h->rv));
+                w->dead = 1;
+                st->need_sweep = 1;
+                break;
+            }
+        }
         if (w->cb(&ev, w->data) != 0) {
             w->dead = 1;
             st->need_sweep = 1;
@@ -416,6 +449,7 @@ static void as_deliver(struct as_store *st)
     if (st->delivering)
         return;
     as_deliver_rounds(st);
+    as_hist_drop_objs(st);
     if (st->need_sweep)
         as_watch_sweep(st);
 }
@@ -872,10 +906,9 @@ static int as_put(struct as_store *st, int create, const char *gr, const char *n
                             len)) != 0 ||
         (ret = as_set_meta_rv(st, rv)) != 0 || (ret = as_commit(st)) != 0)
         goto rollback;
-    free(text);
     json_decref(saved);
     st->rv = rv;
-    as_hist_append(st, create ? AS_ADDED : AS_MODIFIED, gr, ns, name, rv, copy, len);
+    as_hist_append(st, create ? AS_ADDED : AS_MODIFIED, gr, ns, name, rv, copy, text);
     as_deliver(st);
     return 0;
 rollback:
@@ -905,8 +938,6 @@ int as_store_delete(struct as_store *st, const char *gr, const char *ns, const c
 {
     json_t *obj = NULL, *copy = NULL;
     uint64_t rv = 0, cur = 0;
-    size_t len;
-    char *text;
     int ret;
     if (old)
         *old = NULL;
@@ -938,10 +969,7 @@ int as_store_delete(struct as_store *st, const char *gr, const char *ns, const c
         (ret = as_set_meta_rv(st, rv)) != 0 || (ret = as_commit(st)) != 0)
         goto rollback;
     st->rv = rv;
-    text = json_dumps(copy, JSON_COMPACT);
-    len = text ? strlen(text) : 0;
-    free(text);
-    as_hist_append(st, AS_DELETED, gr, ns, name, rv, copy, len);
+    as_hist_append(st, AS_DELETED, gr, ns, name, rv, copy, json_dumps(copy, JSON_COMPACT));
     if (old)
         *old = obj;
     else
@@ -1289,6 +1317,7 @@ int as_store_watch(struct as_store *st, const char *gr, const char *ns, uint64_t
         return 0;
     }
     as_deliver_rounds(st);
+    as_hist_drop_objs(st);
     if (!w->dead)
         *out = w;       /* else stopped by its callback during the replay: NULL */
     if (st->need_sweep)

@@ -846,6 +846,51 @@ static void t_watch_callback_stops(void)
     rmdir_store(dir);
 }
 
+static int keep_cb(const struct as_event *ev, void *data)
+{
+    json_t **kept = data;
+    if (!*kept)
+        *kept = json_incref(ev->obj);
+    return 0;
+}
+
+/* The object a watcher keeps is the store's own, not the caller's, and a
+ * replay (from the history's text) gives the same object as the live
+ * delivery did. */
+static void t_watch_objects(void)
+{
+    char *dir = tmpdir();
+    struct as_store *st = open_store(dir, 0);
+    struct as_watch *w = NULL, *w2 = NULL;
+    json_t *kept = NULL, *replayed = NULL, *o;
+    REQUIRE(st);
+    CHECK_EQ_INT(as_store_watch(st, "/configmaps", NULL, 0, keep_cb, &kept, &w), 0);
+    o = mkobj("a", "ns", "original");
+    CHECK_EQ_INT(as_store_create(st, "/configmaps", "ns", "a", o), 0);
+    json_object_set_new(json_object_get(o, "data"), "v", json_string("changed by the caller"));
+    json_decref(o);
+    REQUIRE(kept);
+    CHECK_EQ_STR(obj_val(kept), "original");
+    CHECK_EQ_INT(obj_rv(kept), 1);
+    CHECK_EQ_INT(as_store_watch(st, "/configmaps", NULL, 0, keep_cb, &replayed, &w2), 0);
+    CHECK(replayed == NULL);        /* from now: nothing */
+    as_store_unwatch(st, w2);
+    CHECK_EQ_INT(update(st, "/configmaps", "ns", "a", "second", 0), 0);     /* rv 2 */
+    /* replay from 0 is "now"; from 1 gives rv 2 from the history's text */
+    CHECK_EQ_INT(as_store_watch(st, "/configmaps", "ns", 1, keep_cb, &replayed, &w2), 0);
+    REQUIRE(replayed);
+    CHECK_EQ_STR(obj_val(replayed), "second");
+    CHECK_EQ_INT(obj_rv(replayed), 2);
+    CHECK_EQ_STR(json_string_value(json_object_get(replayed, "kind")), "ConfigMap");
+    CHECK(st->count == 2 && as_hist_at(st, 0)->obj == NULL && as_hist_at(st, 1)->obj == NULL);
+    json_decref(kept);
+    json_decref(replayed);
+    as_store_unwatch(st, w);
+    as_store_unwatch(st, w2);
+    as_store_close(st);
+    rmdir_store(dir);
+}
+
 /* A callback that writes: every watcher still sees every event once, in RV
  * order, including the one written from inside the callback. */
 static void t_watch_callback_writes(void)
@@ -1254,6 +1299,7 @@ int main(void)
     RUN(t_watch_history_bounds);
     RUN(t_watch_history_bytes);
     RUN(t_watch_callback_stops);
+    RUN(t_watch_objects);
     RUN(t_watch_callback_writes);
     RUN(t_watch_started_in_callback);
     RUN(t_durability_kill9);
