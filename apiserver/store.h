@@ -42,7 +42,7 @@ struct as_event {
 
 /* Called for each event of a watch; return nonzero to stop the watch (it is
  * then freed by the store after the call: do not call as_store_unwatch).
- * ev->obj is shared with the history and other watchers: never modify it.
+ * ev->obj may be shared with other watchers: never modify it.
  * A callback may call as_store_unwatch (on its own watch or another), start
  * watches and write; events caused by such a write are delivered, in RV
  * order, by the delivery already running, before the outer write returns.
