@@ -625,6 +625,64 @@ static void t_corrupt_row(void)
     rmdir_store(dir);
 }
 
+/* A full disk (simulated with max_page_count): the write is refused with
+ * -ENOSPC, nothing is half-written, the counter does not move, watchers see
+ * nothing, and writes work again once there is room. */
+static void t_disk_full(void)
+{
+    char *dir = tmpdir();
+    struct as_store *st = open_store(dir, 0);
+    char *big = malloc(20001);
+    json_t *o = NULL;
+    uint64_t before;
+    int rc = 0, i;
+    REQUIRE(st && big);
+    memset(big, 'x', 20000);
+    big[20000] = '\0';
+    CHECK_EQ_INT(create(st, "/configmaps", "ns", "small", "v"), 0);
+    REQUIRE(sqlite3_exec(st->db, "PRAGMA max_page_count = 60", NULL, NULL, NULL) == SQLITE_OK);
+    mg_log_set_level(MG_LOG_OFF);
+    for (i = 0; i < 100; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "big%d", i);
+        before = as_store_rv(st);
+        o = mkobj(name, "ns", big);
+        rc = as_store_create(st, "/configmaps", "ns", name, o);
+        if (rc != 0)
+            break;
+        json_decref(o);
+        o = NULL;
+    }
+    mg_log_set_level(MG_LOG_INFO);
+    CHECK_EQ_INT(rc, -ENOSPC);
+    REQUIRE(o);
+    CHECK_EQ_INT(as_store_rv(st), before);
+    CHECK(json_object_get(json_object_get(o, "metadata"), "resourceVersion") == NULL);
+    json_decref(o);
+    {
+        char name[16];
+        snprintf(name, sizeof name, "big%d", i);
+        CHECK_EQ_INT(as_store_get(st, "/configmaps", "ns", name, &o), -ENOENT);
+    }
+    CHECK_EQ_INT(update(st, "/configmaps", "ns", "small", "still works", 0), 0);
+    CHECK_EQ_INT(as_store_rv(st), before + 1);
+    REQUIRE(sqlite3_exec(st->db, "PRAGMA max_page_count = 100000", NULL, NULL, NULL) == SQLITE_OK);
+    o = mkobj("after", "ns", big);
+    CHECK_EQ_INT(as_store_create(st, "/configmaps", "ns", "after", o), 0);
+    json_decref(o);
+    as_store_close(st);
+    /* and all of it is there after a reopen */
+    st = open_store(dir, 0);
+    REQUIRE(st);
+    CHECK_EQ_INT(as_store_rv(st), before + 2);
+    CHECK_EQ_INT(as_store_get(st, "/configmaps", "ns", "small", &o), 0);
+    CHECK_EQ_STR(obj_val(o), "still works");
+    json_decref(o);
+    as_store_close(st);
+    free(big);
+    rmdir_store(dir);
+}
+
 /* --- watch ------------------------------------------------------------------ */
 
 struct rec {
@@ -1295,6 +1353,7 @@ int main(void)
     RUN(t_bad_continue);
     RUN(t_each_gr);
     RUN(t_corrupt_row);
+    RUN(t_disk_full);
     RUN(t_watch_live_and_replay);
     RUN(t_watch_history_bounds);
     RUN(t_watch_history_bytes);
