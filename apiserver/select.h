@@ -4,8 +4,8 @@
  * Labels: comma-separated requirements, all of which must hold:
  *   k=v, k==v, k!=v, k in (a,b), k notin (a,b), k, !k
  * and, as Kubernetes also accepts, k>N and k<N (integer label values).
- * != and notin hold when the label is absent. Keys follow Kubernetes' label-key syntax (optional DNS prefix "/"),
- * values its label-value syntax; anything else is a parse error with a
+ * != and notin hold when the label is absent. Keys follow Kubernetes'
+ * label-key syntax (optional DNS prefix "/"), values its label-value syntax; anything else is a parse error with a
  * message like the real API's ("unable to parse requirement: ...").
  * Fields: k=v, k==v, k!=v over dotted paths (metadata.name,
  * metadata.namespace, involvedObject.uid, ...), values with the escapes
