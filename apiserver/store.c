@@ -2,7 +2,7 @@
  * in-memory ring of events for watches. See store.h for the contract.
  *
  * Durability. A write returns only after its transaction's COMMIT returned,
- * and with journal_mode=WAL that means its frames were write(2)n into
+ * and with journal_mode=WAL that means its pages were written (write(2)) to
  * modelgate.db-wal. With synchronous=NORMAL (the default here) the WAL is
  * not fsync'd on every commit: a killed process (kill -9, a crash, an OOM
  * kill) loses nothing, since the data sits in the kernel's page cache, but a
@@ -51,7 +51,7 @@
 /* Rows fetched per statement while listing: the statement is reset before
  * callbacks run, so they may call back into the store. */
 #define AS_LIST_BATCH 256
-#define AS_CONT_MAX 4096        /* longest continue token accepted */
+#define AS_CONT_MAX 16384       /* longest continue token accepted (keys are short) */
 #define AS_SCHEMA_VERSION 1
 #define AS_BUSY_TIMEOUT_MS 5000
 

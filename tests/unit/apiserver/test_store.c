@@ -496,7 +496,7 @@ static void t_bad_continue(void)
     struct names c = {0};
     char *next = NULL, *n2 = NULL, *forged;
     uint64_t rv;
-    char big[5000];
+    char big[20000];
     static const char *const bad[] = {
         "!!!", "abc", "a", "eyJydiI6MX0",      /* {"rv":1} */
         "e30",                                 /* {} */
