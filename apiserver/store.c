@@ -466,13 +466,6 @@ static int as_lock_dir(struct as_store *st, const char *dir, const char **err)
         *err = "data directory path too long";
         return -ENAMETOOLONG;
     }
-    /* A missing data directory is created (its parent must exist). */
-    if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
-        int e = errno;
-        snprintf(msg, sizeof msg, "cannot create data directory %.400s: %s", dir, strerror(e));
-        *err = msg;
-        return -e;
-    }
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd == -1) {
         int e = errno;
@@ -590,6 +583,14 @@ static int as_store_open_flags(const char *dir, unsigned history, int flags,
         goto fail;
     }
     snprintf(st->path, n, "%s/modelgate.db", dir);
+    /* A missing data directory is created (its parent must exist). */
+    if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+        int e = errno;
+        snprintf(msg, sizeof msg, "cannot create data directory %.400s: %s", dir, strerror(e));
+        *err = msg;
+        ret = -e;
+        goto fail;
+    }
     if (!(flags & AS_OPEN_NOLOCK) && (ret = as_lock_dir(st, dir, err)) != 0)
         goto fail;
 
