@@ -37,6 +37,9 @@
 #define AS_SCHEMA_PATH_MAX 1024
 #define AS_SCHEMA_PATTERN_MAX 4096
 #define AS_SCHEMA_REGEX_CACHE 64
+/* Schema nodes visited by one validation: nested allOf/anyOf/oneOf/not
+ * multiply the work, so a budget bounds it. */
+#define AS_SCHEMA_BUDGET 1000000u
 /* Bad values quoted in messages are cut at this many bytes. */
 #define AS_SCHEMA_VALUE_SHOWN 256
 
@@ -677,6 +680,8 @@ struct walk {
     struct path path;
     int too_deep;       /* reported once */
     int no_unknown;     /* do not record pruned paths (defaults in a check) */
+    size_t budget;      /* validate() calls left */
+    int over_budget;    /* reported once */
 };
 
 static int add_cause(struct walk *w, const char *reason, const char *field, struct sbuf *msg)
@@ -1191,7 +1196,7 @@ static void check_object(struct walk *w, json_t *s, json_t *x, int root, unsigne
     }
 }
 
-/* The identity of a list-map item: its keys' values, as compact JSON. */
+/* The identity of a list-map item: its keys' values. */
 static json_t *list_map_id(json_t *item, json_t *keys)
 {
     json_t *id = json_object();
@@ -1204,6 +1209,72 @@ static json_t *list_map_id(json_t *item, json_t *keys)
     return id;
 }
 
+struct dup_slot {
+    char *text;     /* the identity as canonical JSON */
+    size_t index;
+};
+
+static int dup_cmp(const void *a, const void *b)
+{
+    const struct dup_slot *x = a, *y = b;
+    int c = strcmp(x->text, y->text);
+    return c ? c : x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int size_cmp(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* x-kubernetes-list-type set and map: the same item (or map key) twice.
+ * Sorting canonical texts keeps it O(n log n) for long lists. */
+static void check_duplicates(struct walk *w, json_t *x, int is_map, json_t *keys)
+{
+    size_t n = json_array_size(x), ndup = 0;
+    struct dup_slot *slots = calloc(n, sizeof *slots);
+    size_t *dups = calloc(n, sizeof *dups);
+    if (!slots || !dups)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = json_array_get(x, i);
+        json_t *id = is_map && json_is_object(it) ? list_map_id(it, keys) : json_incref(it);
+        long long iv;
+        /* 2.0 and 2 are the same integer */
+        if (json_is_real(id) && is_integral(id, &iv)) {
+            json_decref(id);
+            id = json_integer(iv);
+        }
+        slots[i].text = id ? json_dumps(id, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+        slots[i].index = i;
+        json_decref(id);
+        if (!slots[i].text)
+            goto out;
+    }
+    qsort(slots, n, sizeof *slots, dup_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(slots[i].text, slots[i - 1].text) == 0)
+            dups[ndup++] = slots[i].index;
+    qsort(dups, ndup, sizeof *dups, size_cmp);
+    for (size_t i = 0; i < ndup; i++) {
+        json_t *it = json_array_get(x, dups[i]);
+        json_t *id = is_map && json_is_object(it) ? list_map_id(it, keys) : json_incref(it);
+        size_t saved = path_index(&w->path, dups[i], NULL);
+        struct sbuf m = {.n = 0};
+        m.b[0] = '\0';
+        sb_add(&m, "Duplicate value: ");
+        sb_value(&m, id);
+        add_cause(w, "FieldValueDuplicate", w->path.b, &m);
+        path_restore(&w->path, saved);
+        json_decref(id);
+    }
+out:
+    for (size_t i = 0; slots && i < n; i++)
+        free(slots[i].text);
+    free(slots);
+    free(dups);
+}
+
 static void check_array(struct walk *w, json_t *s, json_t *x, unsigned depth)
 {
     long long n;
@@ -1214,31 +1285,8 @@ static void check_array(struct walk *w, json_t *s, json_t *x, unsigned depth)
         cause_invalid(w, x, "FieldValueInvalid", "should have at least %lld items", n);
     const char *lt = json_string_value(json_object_get(s, "x-kubernetes-list-type"));
     json_t *keys = json_object_get(s, "x-kubernetes-list-map-keys");
-    /* duplicates: quadratic, but bounded by a cap on what is compared */
-    if (lt && (strcmp(lt, "set") == 0 || strcmp(lt, "map") == 0) && size <= 10000) {
-        int is_map = strcmp(lt, "map") == 0;
-        for (size_t i = 1; i < size; i++) {
-            json_t *a = json_array_get(x, i);
-            json_t *ida = is_map && json_is_object(a) ? list_map_id(a, keys) : json_incref(a);
-            for (size_t j = 0; ida && j < i; j++) {
-                json_t *b = json_array_get(x, j);
-                json_t *idb = is_map && json_is_object(b) ? list_map_id(b, keys) : json_incref(b);
-                int dup = idb && json_same(ida, idb, 0);
-                json_decref(idb);
-                if (dup) {
-                    size_t saved = path_index(&w->path, i, NULL);
-                    struct sbuf m = {.n = 0};
-                    m.b[0] = '\0';
-                    sb_add(&m, "Duplicate value: ");
-                    sb_value(&m, ida);
-                    add_cause(w, "FieldValueDuplicate", w->path.b, &m);
-                    path_restore(&w->path, saved);
-                    break;
-                }
-            }
-            json_decref(ida);
-        }
-    }
+    if (lt && (strcmp(lt, "set") == 0 || strcmp(lt, "map") == 0) && size > 1)
+        check_duplicates(w, x, strcmp(lt, "map") == 0, keys);
     json_t *items = json_object_get(s, "items");
     if (!json_is_object(items))
         return;
@@ -1305,6 +1353,20 @@ static void validate(struct walk *w, json_t *s, json_t *x, int root, unsigned de
         too_deep(w);
         return;
     }
+    if (w->budget == 0) {
+        if (!w->over_budget) {
+            w->over_budget = 1;
+            struct sbuf m = {.n = 0};
+            m.b[0] = '\0';
+            sb_printf(&m, "Invalid value: \"object\": validation needs more than %u steps (allOf/anyOf/oneOf/not "
+                          "nested too deeply for this object)", AS_SCHEMA_BUDGET);
+            /* straight to the caller's list: w->causes may be a scratch
+             * list of a combinator branch that is thrown away */
+            causes_add(w->c->causes, "FieldValueInvalid", w->path.b, m.b);
+        }
+        return;
+    }
+    w->budget--;
     if (!json_is_object(s) || !x)
         return;
     if (json_is_null(x)) {
@@ -1383,7 +1445,7 @@ static int schema_apply(struct walk *w, json_t *s, json_t *x, int root)
     validate(w, s, x, root, 0);
     if (json_array_size(w->causes) == before)
         normalize_ints(s, x, root, 0);
-    return json_array_size(w->causes) == before && !w->too_deep ? 0 : -EINVAL;
+    return json_array_size(w->causes) == before && !w->too_deep && !w->over_budget ? 0 : -EINVAL;
 }
 
 int as_schema_apply(json_t *schema, json_t *obj, struct as_causes *c)
@@ -1407,6 +1469,7 @@ int as_schema_apply(json_t *schema, json_t *obj, struct as_causes *c)
         return -ENOMEM;
     w->c = c;
     w->causes = c->causes;
+    w->budget = AS_SCHEMA_BUDGET;
     rc = schema_apply(w, schema, obj, 1);
     free(w);
     return rc;
@@ -1464,6 +1527,7 @@ static void check_default(struct walk *w, json_t *s)
     }
     sub->c = &scratch;
     sub->causes = scratch.causes;
+    sub->budget = AS_SCHEMA_BUDGET;
     /* inner paths read "default.x": the cause field is this node's path
      * plus that, the messages name "default.x in body" */
     path_key(&sub->path, "default");

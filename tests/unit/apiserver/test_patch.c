@@ -494,6 +494,55 @@ static void t_depth_cap(void)
     }
 }
 
+/* Long keyed lists merge in linear time, in Kubernetes' order. */
+static void t_long_lists(void)
+{
+    json_t *obj = J("{\"spec\":{\"containers\":[]}}"), *patch = J("{\"spec\":{\"containers\":[]}}");
+    json_t *oc = json_object_get(json_object_get(obj, "spec"), "containers");
+    json_t *pc = json_object_get(json_object_get(patch, "spec"), "containers");
+    char name[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(name, sizeof name, "o%d", i);
+        json_array_append_new(oc, json_pack("{s:s}", "name", name));
+        snprintf(name, sizeof name, "p%d", i);
+        json_array_append_new(pc, json_pack("{s:s}", "name", name));
+    }
+    const char *err = NULL;
+    CHECK_EQ_INT(as_patch_apply(AS_PATCH_STRATEGIC, "Pod", &obj, patch, &err), 0);
+    json_t *l = json_object_get(json_object_get(obj, "spec"), "containers");
+    CHECK_EQ_INT(json_array_size(l), 40000);
+    /* new items first (the patch's order), then the server's */
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(l, 0), "name")), "p0");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(l, 20000), "name")), "o0");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(l, 39999), "name")), "o19999");
+    /* update every 7th old item, delete every 11th */
+    json_array_clear(pc);
+    for (int i = 0; i < 20000; i += 7) {
+        snprintf(name, sizeof name, "o%d", i);
+        json_array_append_new(pc, json_pack("{s:s,s:s}", "name", name, "image", "x"));
+    }
+    for (int i = 1; i < 20000; i += 11) {
+        snprintf(name, sizeof name, "o%d", i);
+        json_array_append_new(pc, json_pack("{s:s,s:s}", "name", name, "$patch", "delete"));
+    }
+    CHECK_EQ_INT(as_patch_apply(AS_PATCH_STRATEGIC, "Pod", &obj, patch, &err), 0);
+    l = json_object_get(json_object_get(obj, "spec"), "containers");
+    /* deleted first, then merged: an item both deleted and updated comes back */
+    size_t deleted = 0;
+    for (int i = 1; i < 20000; i += 11)
+        deleted += i % 7 != 0;
+    CHECK_EQ_INT(json_array_size(l), 40000 - deleted);
+    size_t images = 0;
+    for (size_t i = 0; i < json_array_size(l); i++)
+        images += json_object_get(json_array_get(l, i), "image") != NULL;
+    size_t updated = 0;
+    for (int i = 0; i < 20000; i += 7)
+        updated++;
+    CHECK_EQ_INT(images, updated);
+    json_decref(obj);
+    json_decref(patch);
+}
+
 /* The caller's object is replaced only on success: another reference to
  * the old one still sees the old state. */
 static void t_replaced_on_success(void)
@@ -521,5 +570,6 @@ int main(void)
     RUN(t_type_parse);
     RUN(t_depth_cap);
     RUN(t_replaced_on_success);
+    RUN(t_long_lists);
     return test_done();
 }

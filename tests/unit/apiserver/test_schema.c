@@ -514,6 +514,55 @@ static void t_causes_bounded(void)
     json_decref(schema);
 }
 
+/* A long set is checked for duplicates in O(n log n), each reported once. */
+static void t_long_set(void)
+{
+    json_t *schema = J("{\"type\":\"object\",\"properties\":{\"l\":{\"type\":\"array\",\"x-kubernetes-list-type\":\"set\","
+                       "\"items\":{\"type\":\"integer\"}}}}");
+    json_t *obj = json_object(), *l = json_array();
+    for (int i = 0; i < 50000; i++)
+        json_array_append_new(l, json_integer(i));
+    json_array_append_new(l, json_real(7.0));
+    json_array_append_new(l, json_integer(3));
+    json_object_set_new(obj, "l", l);
+    struct as_causes cz;
+    as_causes_init(&cz);
+    CHECK_EQ_INT(as_schema_apply(schema, obj, &cz), -EINVAL);
+    REQUIRE(json_array_size(cz.causes) == 2);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(cz.causes, 0), "field")), "l[50000]");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(cz.causes, 0), "message")), "Duplicate value: 7");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(cz.causes, 1), "field")), "l[50001]");
+    as_causes_free(&cz);
+    json_decref(obj);
+    json_decref(schema);
+}
+
+/* Nested anyOf multiplies work; the budget ends it with a cause. */
+static void t_combinator_budget(void)
+{
+    json_t *schema = J("{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\"}}}");
+    json_t *v = json_object_get(json_object_get(schema, "properties"), "v");
+    json_t *cur = v;
+    for (int i = 0; i < 30; i++) {
+        json_t *a = json_object();
+        json_object_set_new(cur, "anyOf", json_pack("[O,o]", a, a)); /* both branches: 2^30 paths */
+        cur = a;
+    }
+    json_object_set_new(cur, "minimum", json_integer(1000));
+    json_t *obj = J("{\"v\":1}");
+    struct as_causes cz;
+    as_causes_init(&cz);
+    CHECK_EQ_INT(as_schema_apply(schema, obj, &cz), -EINVAL);
+    int found = 0;
+    for (size_t i = 0; i < json_array_size(cz.causes); i++)
+        found |= strstr(json_string_value(json_object_get(json_array_get(cz.causes, i), "message")),
+                        "validation needs more than") != NULL;
+    CHECK(found);
+    as_causes_free(&cz);
+    json_decref(obj);
+    json_decref(schema);
+}
+
 /* Causes accumulate across calls on the same collector; the result of each
  * call reflects only its own. */
 static void t_causes_accumulate(void)
@@ -541,5 +590,7 @@ int main(void)
     RUN(t_depth_cap);
     RUN(t_causes_bounded);
     RUN(t_causes_accumulate);
+    RUN(t_long_set);
+    RUN(t_combinator_budget);
     return test_done();
 }
