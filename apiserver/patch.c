@@ -710,20 +710,22 @@ static json_t *smp_fresh(struct smp *x, json_t *v, unsigned depth)
         }
         rc = x->apply ? apply_map(x, out, v, depth) : smp_map(x, out, v, depth);
     } else if (json_is_array(v)) {
-        const struct smp_rule *rule = smp_rule_here(x);
+        /* Kubernetes takes a new list as sent: items are not merged with
+         * each other, only their directives go ("$patch": "delete" items,
+         * a lone "$patch": "replace" marker) */
         out = json_array();
         if (!out) {
             patch_nomem(x->err);
             return NULL;
         }
-        if (rule && !x->apply) {
-            rc = smp_list(x, out, v, rule, NULL, depth);
-        } else {
-            rc = 0;
-            for (size_t i = 0; i < json_array_size(v) && rc == 0; i++) {
-                json_t *c = smp_fresh(x, json_array_get(v, i), depth + 1);
-                rc = !c ? -EINVAL : json_array_append_new(out, c) == 0 ? 0 : patch_nomem(x->err);
-            }
+        rc = 0;
+        for (size_t i = 0; i < json_array_size(v) && rc == 0; i++) {
+            json_t *e = json_array_get(v, i);
+            const char *d = json_string_value(json_object_get(e, "$patch"));
+            if (!x->apply && d && (strcmp(d, "delete") == 0 || json_object_size(e) == 1))
+                continue;
+            json_t *c = smp_fresh(x, e, depth + 1);
+            rc = !c ? -EINVAL : json_array_append_new(out, c) == 0 ? 0 : patch_nomem(x->err);
         }
     } else {
         out = json_copy(v);
@@ -907,6 +909,37 @@ out:
     return rc;
 }
 
+/* apimachinery's validatePatchWithSetOrderList: the patch list's items
+ * (deletions and directives aside) must appear in $setElementOrder, in the
+ * same relative order. */
+static int smp_check_order(struct smp *x, json_t *list, json_t *order, const char *key)
+{
+    size_t pi = 0, oi = 0, n = json_array_size(list), no = json_array_size(order);
+    if (n == 0 || no == 0)
+        return 0;
+    while (pi < n && oi < no) {
+        json_t *e = json_array_get(list, pi);
+        if (key && json_is_object(e) && json_object_get(e, "$patch")) {
+            pi++;
+            continue;
+        }
+        json_t *a = smp_item_id(e, key), *b = smp_item_id(json_array_get(order, oi), key);
+        if (!a || !b || (key && (!json_is_object(e) || !json_is_object(json_array_get(order, oi)))))
+            return patch_fail(x->err, "%s: an item of the list or of its $setElementOrder has no merge key \"%s\"",
+                              smp_where(x), key ? key : "");
+        if (patch_equal(a, b, 0))
+            pi++;
+        oi++;
+    }
+    while (pi < n && key && json_is_object(json_array_get(list, pi)) &&
+           json_object_get(json_array_get(list, pi), "$patch"))
+        pi++;
+    if (pi < n)
+        return patch_fail(x->err, "%s: the order in the patch list doesn't match its $setElementOrder list",
+                          smp_where(x));
+    return 0;
+}
+
 /* Merges the patch list into orig (in place) for a list with a merge
  * strategy. order: the $setElementOrder list for this field, or NULL (the
  * patch list gives the order). */
@@ -1002,10 +1035,24 @@ static int smp_list(struct smp *x, json_t *orig, json_t *patch, const struct smp
             }
         }
     }
-    if (replace)
+    size_t deleted = 0;
+    if (replace) {
         json_array_clear(orig);
-    else if (json_object_size(drop))
+    } else if (json_object_size(drop)) {
+        size_t before = json_array_size(orig);
         smp_remove_ids(orig, drop, key);
+        deleted = before - json_array_size(orig);
+    }
+    /* The server order Kubernetes uses with $setElementOrder is the live
+     * list as apimachinery leaves it in memory: the items that remain,
+     * then, in the slots deleted items freed, the first new items (its
+     * slices share their backing array). Mirrored so that kubectl apply
+     * orders items exactly as a real apiserver does. */
+    json_array_clear(server);
+    if (json_array_extend(server, orig) != 0) {
+        rc = patch_nomem(x->err);
+        goto out;
+    }
     if (!(idx = smp_index_new(x, orig, key))) {
         rc = -ENOMEM;
         goto out;
@@ -1033,6 +1080,13 @@ static int smp_list(struct smp *x, json_t *orig, json_t *patch, const struct smp
                 rc = patch_nomem(x->err);
                 goto out;
             }
+            if (order && deleted > 0) {
+                deleted--;
+                if (json_array_append(server, c) != 0) {
+                    rc = patch_nomem(x->err);
+                    goto out;
+                }
+            }
         }
     }
     if (!replace)
@@ -1043,6 +1097,16 @@ out:
     json_decref(idx);
     json_decref(drop);
     return rc;
+}
+
+static int smp_has_replace(json_t *list)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const char *d = json_string_value(json_object_get(json_array_get(list, i), "$patch"));
+        if (d && strcmp(d, "replace") == 0)
+            return 1;
+    }
+    return 0;
 }
 
 static int smp_is_directive_key(const char *k)
@@ -1109,26 +1173,6 @@ static int smp_map(struct smp *x, json_t *orig, json_t *patch, unsigned depth)
         json_decref(keep);
     }
 
-    /* deletions from primitive lists before merges into them */
-    json_object_foreach(patch, k, v) {
-        const char *field = smp_after(k, "$deleteFromPrimitiveList/");
-        if (!field)
-            continue;
-        if (!json_is_array(v))
-            return patch_fail(x->err, "%s: \"%.100s\" must be a list", smp_where(x), k);
-        json_t *l = json_object_get(orig, field);
-        if (!json_is_array(l))
-            continue;
-        size_t before = json_array_size(l);
-        json_t *drop = smp_index_new(x, v, NULL);
-        if (!drop)
-            return -ENOMEM;
-        smp_remove_ids(l, drop, NULL);
-        json_decref(drop);
-        if (before && json_array_size(l) == 0)
-            json_object_del(orig, field);
-    }
-
     json_object_foreach(patch, k, v) {
         if (smp_is_directive_key(k))
             continue;
@@ -1138,6 +1182,16 @@ static int smp_map(struct smp *x, json_t *orig, json_t *patch, unsigned depth)
         }
         size_t saved = smp_push(x, k);
         json_t *o = json_object_get(orig, k);
+        if (json_is_array(v) && strlen(k) < SMP_PATH_MAX) {
+            char ok[SMP_PATH_MAX + 20];
+            snprintf(ok, sizeof ok, "$setElementOrder/%s", k);
+            json_t *order = json_object_get(patch, ok);
+            const struct smp_rule *rule = smp_rule_here(x);
+            if (rule && json_is_array(order) && (rc = smp_check_order(x, v, order, rule->key)) < 0) {
+                smp_pop(x, saved);
+                return rc;
+            }
+        }
         if (!o || json_typeof(o) != json_typeof(v) || (!json_is_object(v) && !json_is_array(v))) {
             if (!o && json_is_object(v)) {
                 json_t *dv = json_object_get(v, "$patch");
@@ -1160,7 +1214,10 @@ static int smp_map(struct smp *x, json_t *orig, json_t *patch, unsigned depth)
                     order = json_object_get(patch, ok);
                 }
                 rc = smp_list(x, o, v, rule, json_is_array(order) ? order : NULL, depth + 1);
-                if (rc == 0 && before && json_array_size(o) == 0)
+                /* emptied by deletions: gone, as the typed object's
+                 * omitempty field would be; "$patch": "replace" with
+                 * nothing else leaves [] as asked */
+                if (rc == 0 && before && json_array_size(o) == 0 && !smp_has_replace(v))
                     json_object_del(orig, k);
             } else {
                 rc = smp_set_fresh(x, orig, k, v, depth);
@@ -1169,6 +1226,27 @@ static int smp_map(struct smp *x, json_t *orig, json_t *patch, unsigned depth)
         smp_pop(x, saved);
         if (rc < 0)
             return rc;
+    }
+
+    /* deletions from primitive lists after merges into them, as
+     * apimachinery's mergeMap does */
+    json_object_foreach(patch, k, v) {
+        const char *field = smp_after(k, "$deleteFromPrimitiveList/");
+        if (!field)
+            continue;
+        if (!json_is_array(v))
+            return patch_fail(x->err, "%s: \"%.100s\" must be a list", smp_where(x), k);
+        json_t *l = json_object_get(orig, field);
+        if (!json_is_array(l))
+            continue;
+        size_t before = json_array_size(l);
+        json_t *drop = smp_index_new(x, v, NULL);
+        if (!drop)
+            return -ENOMEM;
+        smp_remove_ids(l, drop, NULL);
+        json_decref(drop);
+        if (before && json_array_size(l) == 0)
+            json_object_del(orig, field);
     }
 
     /* $setElementOrder of lists the patch did not otherwise touch */
