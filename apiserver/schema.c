@@ -713,7 +713,7 @@ static void prune(struct walk *w, json_t *s, json_t *x, int root, unsigned depth
 
 /* Under x-kubernetes-preserve-unknown-fields: unknown fields stay, known
  * ones are still pruned below (apimachinery's skipPrune). */
-static void skip_prune(struct walk *w, json_t *s, json_t *x, unsigned depth)
+static void skip_prune(struct walk *w, json_t *s, json_t *x, int root, unsigned depth)
 {
     if (!s)
         return;
@@ -727,7 +727,7 @@ static void skip_prune(struct walk *w, json_t *s, json_t *x, unsigned depth)
         json_t *v;
         json_t *ap = json_object_get(s, "additionalProperties");
         json_object_foreach(x, k, v) {
-            if (embedded && is_meta_key(k))
+            if ((embedded || root) && is_meta_key(k))
                 continue;
             size_t saved = path_key(&w->path, k);
             json_t *p = s_prop(s, k);
@@ -741,7 +741,7 @@ static void skip_prune(struct walk *w, json_t *s, json_t *x, unsigned depth)
         json_t *items = json_object_get(s, "items");
         for (size_t i = 0; i < json_array_size(x); i++) {
             size_t saved = path_index(&w->path, i, NULL);
-            skip_prune(w, json_is_object(items) ? items : NULL, json_array_get(x, i), depth + 1);
+            skip_prune(w, json_is_object(items) ? items : NULL, json_array_get(x, i), 0, depth + 1);
             path_restore(&w->path, saved);
         }
     }
@@ -756,7 +756,7 @@ static void prune(struct walk *w, json_t *s, json_t *x, int root, unsigned depth
         return;
     }
     if (s && s_flag(s, "x-kubernetes-preserve-unknown-fields")) {
-        skip_prune(w, s, x, depth);
+        skip_prune(w, s, x, root, depth);
         return;
     }
     /* a value of the wrong type is left to validation, which reports it

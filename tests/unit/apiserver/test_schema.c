@@ -199,6 +199,19 @@ static const struct scase apply_cases[] = {
     {"metadata is not validated or pruned", BASE_SCHEMA,
      "{\"metadata\":{\"name\":5,\"labels\":{\"a\":{}}},\"spec\":{\"model\":\"m\"}}",
      "{\"metadata\":{\"name\":5,\"labels\":{\"a\":{}}},\"spec\":{\"model\":\"m\"," DEFAULTED "}}"},
+    {"a preserving root leaves metadata alone", "{\"type\":\"object\",\"x-kubernetes-preserve-unknown-fields\":true,"
+     "\"properties\":{\"metadata\":{\"type\":\"object\"},\"kind\":{\"type\":\"string\"},"
+     "\"spec\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}}}",
+     "{\"kind\":\"K\",\"metadata\":{\"name\":\"x\",\"labels\":{\"a\":\"b\"}},\"spec\":{\"a\":\"s\",\"b\":1},\"other\":2}",
+     "{\"kind\":\"K\",\"metadata\":{\"name\":\"x\",\"labels\":{\"a\":\"b\"}},\"spec\":{\"a\":\"s\"},\"other\":2}",
+     "[\".spec.b\"]"},
+    {"a root declaring metadata keeps it whole", "{\"type\":\"object\",\"properties\":{\"apiVersion\":{\"type\":\"string\"},"
+     "\"kind\":{\"type\":\"string\"},\"metadata\":{\"type\":\"object\"}}}",
+     "{\"apiVersion\":\"v1\",\"kind\":\"K\",\"metadata\":{\"name\":\"x\",\"namespace\":\"d\"}}",
+     "{\"apiVersion\":\"v1\",\"kind\":\"K\",\"metadata\":{\"name\":\"x\",\"namespace\":\"d\"}}"},
+    {"apiVersion of the wrong type", "{\"type\":\"object\",\"properties\":{\"apiVersion\":{\"type\":\"string\"}}}",
+     "{\"apiVersion\":1}", NULL, NULL,
+     {{"apiVersion", "FieldValueTypeInvalid", "Invalid value: \"integer\": apiVersion in body must be of type string: \"integer\""}}},
     /* controller-gen's IntOrString */
     {"anyOf int-or-string", "{\"type\":\"object\",\"properties\":{\"p\":{\"anyOf\":[{\"type\":\"integer\"},"
      "{\"type\":\"string\"}],\"x-kubernetes-int-or-string\":true,\"pattern\":\"^[0-9]+%?$\"}}}",
