@@ -59,15 +59,21 @@ void as_causes_free(struct as_causes *c)
 
 /* --- causes and messages ------------------------------------------------- */
 
-/* A growable string with a cap: messages longer than the cap are cut. */
+/* A string in a fixed buffer: what does not fit is cut. */
 struct sbuf {
-    char b[1024];
-    size_t n;
+    char *b;
+    size_t n, cap;
 };
+
+/* A message buffer on the stack, empty. */
+#define SBUF(name)                                             \
+    char name##_mem[1024];                                     \
+    struct sbuf name = {name##_mem, 0, sizeof name##_mem};     \
+    name##_mem[0] = '\0'
 
 static void sb_addn(struct sbuf *s, const char *p, size_t len)
 {
-    size_t room = sizeof s->b - 1 - s->n;
+    size_t room = s->cap - 1 - s->n;
     if (len > room)
         len = room;
     memcpy(s->b + s->n, p, len);
@@ -517,7 +523,7 @@ static int re_translate(const char *re, struct sbuf *out, const char **why)
     out->n = 0;
     out->b[0] = '\0';
     while (*p) {
-        if (out->n >= sizeof out->b - 16) {
+        if (out->n + 16 >= out->cap) {
             *why = "the pattern is too long";
             return -1;
         }
@@ -606,17 +612,27 @@ static unsigned long re_clock;
 /* Compiles pattern (translated) into re; -1 with a message in why. */
 static int re_compile(const char *pattern, regex_t *re, char *why, size_t whylen)
 {
-    struct sbuf ere;
     const char *w = NULL;
-    if (strlen(pattern) > AS_SCHEMA_PATTERN_MAX) {
+    size_t len = strlen(pattern);
+    if (len > AS_SCHEMA_PATTERN_MAX) {
         snprintf(why, whylen, "longer than %d bytes", AS_SCHEMA_PATTERN_MAX);
         return -1;
     }
+    /* a translation grows each source byte at most 12 times ("\\w" →
+     * "[A-Za-z0-9_]", a bracket literal → its range) */
+    struct sbuf ere = {malloc(len * 12 + 64), 0, len * 12 + 64};
+    if (!ere.b) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    ere.b[0] = '\0';
     if (re_translate(pattern, &ere, &w) < 0) {
         snprintf(why, whylen, "%s", w);
+        free(ere.b);
         return -1;
     }
     int rc = regcomp(re, ere.b, REG_EXTENDED | REG_NOSUB);
+    free(ere.b);
     if (rc != 0) {
         char msg[128];
         regerror(rc, re, msg, sizeof msg);
@@ -694,8 +710,7 @@ static void too_deep(struct walk *w)
     if (w->too_deep)
         return;
     w->too_deep = 1;
-    struct sbuf m = {.n = 0};
-    m.b[0] = '\0';
+    SBUF(m);
     sb_printf(&m, "Invalid value: \"object\": nested more than %d levels deep", AS_SCHEMA_MAX_DEPTH);
     add_cause(w, "FieldValueInvalid", w->path.b, &m);
 }
@@ -941,8 +956,7 @@ static size_t utf8_len(const char *s, size_t n)
 
 static void cause_type(struct walk *w, const char *want, json_t *x)
 {
-    struct sbuf m = {.n = 0};
-    m.b[0] = '\0';
+    SBUF(m);
     const char *got = value_type(x);
     sb_add(&m, "Invalid value: ");
     sb_quote(&m, got, strlen(got));
@@ -955,8 +969,7 @@ static void cause_type(struct walk *w, const char *want, json_t *x)
 __attribute__((format(printf, 4, 5))) static void cause_invalid(struct walk *w, json_t *x, const char *reason,
                                                                  const char *fmt, ...)
 {
-    struct sbuf m = {.n = 0};
-    m.b[0] = '\0';
+    SBUF(m);
     char tail[600];
     va_list ap;
     va_start(ap, fmt);
@@ -1038,8 +1051,7 @@ static void check_enum(struct walk *w, json_t *s, json_t *x)
     for (size_t i = 0; i < json_array_size(en); i++)
         if (json_same(json_array_get(en, i), x, 0))
             return;
-    struct sbuf m = {.n = 0};
-    m.b[0] = '\0';
+    SBUF(m);
     sb_add(&m, "Unsupported value: ");
     sb_value(&m, x);
     sb_add(&m, ": supported values: ");
@@ -1064,8 +1076,7 @@ static void check_string(struct walk *w, json_t *s, json_t *x)
     size_t len = json_string_length(x), runes = utf8_len(str, len);
     long long n;
     if (is_integral(json_object_get(s, "maxLength"), &n) && (long long)runes > n) {
-        struct sbuf m = {.n = 0};
-        m.b[0] = '\0';
+        SBUF(m);
         sb_printf(&m, "Too long: may not be more than %lld %s", n, n == 1 ? "byte" : "bytes");
         add_cause(w, "FieldValueTooLong", w->path.b, &m);
     }
@@ -1082,8 +1093,7 @@ static void check_string(struct walk *w, json_t *s, json_t *x)
     }
     const char *fmt = json_string_value(json_object_get(s, "format"));
     if (fmt && strcmp(fmt, "date-time") == 0 && !is_date_time(str, len)) {
-        struct sbuf q = {.n = 0};
-        q.b[0] = '\0';
+        SBUF(q);
         sb_quote(&q, str, len);
         cause_invalid(w, x, "FieldValueTypeInvalid", "must be of type date-time: %s", q.b);
     }
@@ -1094,7 +1104,7 @@ static void check_number(struct walk *w, json_t *s, json_t *x)
     double v = json_number_value(x);
     json_t *min = json_object_get(s, "minimum"), *max = json_object_get(s, "maximum");
     json_t *mul = json_object_get(s, "multipleOf");
-    struct sbuf b = {.n = 0};
+    SBUF(b);
     if (json_is_number(min)) {
         int excl = s_flag(s, "exclusiveMinimum");
         double m = json_number_value(min);
@@ -1138,8 +1148,7 @@ static void check_number(struct walk *w, json_t *s, json_t *x)
 
 static void cause_too_many(struct walk *w, size_t have, long long max)
 {
-    struct sbuf m = {.n = 0};
-    m.b[0] = '\0';
+    SBUF(m);
     sb_printf(&m, "Too many: %zu: must have at most %lld %s", have, max, max == 1 ? "item" : "items");
     add_cause(w, "FieldValueTooMany", w->path.b, &m);
 }
@@ -1155,8 +1164,7 @@ static void check_object(struct walk *w, json_t *s, json_t *x, int root, unsigne
         if (root && strcmp(k, "metadata") == 0)
             continue;
         size_t saved = path_key(&w->path, k);
-        struct sbuf m = {.n = 0};
-        m.b[0] = '\0';
+        SBUF(m);
         sb_add(&m, "Required value");
         add_cause(w, "FieldValueRequired", w->path.b, &m);
         path_restore(&w->path, saved);
@@ -1172,8 +1180,7 @@ static void check_object(struct walk *w, json_t *s, json_t *x, int root, unsigne
             if (json_is_string(v) && json_string_length(v) > 0)
                 continue;
             size_t saved = path_key(&w->path, must[i]);
-            struct sbuf m = {.n = 0};
-            m.b[0] = '\0';
+            SBUF(m);
             sb_add(&m, "Required value: must not be empty");
             add_cause(w, "FieldValueRequired", w->path.b, &m);
             path_restore(&w->path, saved);
@@ -1260,8 +1267,7 @@ static void check_duplicates(struct walk *w, json_t *x, int is_map, json_t *keys
         json_t *it = json_array_get(x, dups[i]);
         json_t *id = is_map && json_is_object(it) ? list_map_id(it, keys) : json_incref(it);
         size_t saved = path_index(&w->path, dups[i], NULL);
-        struct sbuf m = {.n = 0};
-        m.b[0] = '\0';
+        SBUF(m);
         sb_add(&m, "Duplicate value: ");
         sb_value(&m, id);
         add_cause(w, "FieldValueDuplicate", w->path.b, &m);
@@ -1356,8 +1362,7 @@ static void validate(struct walk *w, json_t *s, json_t *x, int root, unsigned de
     if (w->budget == 0) {
         if (!w->over_budget) {
             w->over_budget = 1;
-            struct sbuf m = {.n = 0};
-            m.b[0] = '\0';
+            SBUF(m);
             sb_printf(&m, "Invalid value: \"object\": validation needs more than %u steps (allOf/anyOf/oneOf/not "
                           "nested too deeply for this object)", AS_SCHEMA_BUDGET);
             /* straight to the caller's list: w->causes may be a scratch
@@ -1486,13 +1491,12 @@ static void ck_cause(struct walk *w, const char *reason, const char *key, const 
 static void ck_cause(struct walk *w, const char *reason, const char *key, const char *fmt, ...)
 {
     size_t saved = key ? path_key(&w->path, key) : w->path.n;
-    struct sbuf m = {.n = 0};
+    SBUF(m);
     char tmp[700];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    m.b[0] = '\0';
     sb_add(&m, tmp);
     add_cause(w, reason, w->path.b, &m);
     path_restore(&w->path, saved);
@@ -1538,8 +1542,7 @@ static void check_default(struct walk *w, json_t *s)
         apply_defaults(sub, s, copy, 0, 0);
         validate(sub, s, copy, 0, 0);
         if (json_array_size(scratch.unknown) > 0) {
-            struct sbuf m = {.n = 0};
-            m.b[0] = '\0';
+            SBUF(m);
             sb_add(&m, "Invalid value: must not have unknown fields:");
             for (size_t i = 0; i < json_array_size(scratch.unknown); i++) {
                 sb_add(&m, " ");
@@ -1552,8 +1555,7 @@ static void check_default(struct walk *w, json_t *s)
         for (size_t i = 0; i < json_array_size(scratch.causes); i++) {
             json_t *cz = json_array_get(scratch.causes, i);
             const char *f = json_string_value(json_object_get(cz, "field"));
-            struct sbuf m = {.n = 0};
-            m.b[0] = '\0';
+            SBUF(m);
             sb_add(&m, json_string_value(json_object_get(cz, "message")));
             size_t saved = path_key(&w->path, f && *f ? f : "default");
             add_cause(w, json_string_value(json_object_get(cz, "reason")), w->path.b, &m);
@@ -1592,8 +1594,7 @@ static void check_node(struct walk *w, json_t *s, enum ck_where where, unsigned 
             for (size_t i = 0; type && i < 6; i++)
                 known |= strcmp(type, type_names[i]) == 0;
             if (!known) {
-                struct sbuf m = {.n = 0};
-                m.b[0] = '\0';
+                SBUF(m);
                 sb_add(&m, "Unsupported value: ");
                 sb_value(&m, v);
                 sb_add(&m, ": supported values: \"array\", \"boolean\", \"integer\", \"number\", \"object\", \"string\"");
@@ -1691,8 +1692,7 @@ static void check_node(struct walk *w, json_t *s, enum ck_where where, unsigned 
             regex_t re;
             char why[200];
             if (re_compile(json_string_value(v), &re, why, sizeof why) < 0) {
-                struct sbuf m = {.n = 0};
-                m.b[0] = '\0';
+                SBUF(m);
                 sb_add(&m, "Invalid value: ");
                 sb_value(&m, v);
                 sb_printf(&m, ": must be a valid regular expression, but isn't: %s", why);
@@ -1713,8 +1713,7 @@ static void check_node(struct walk *w, json_t *s, enum ck_where where, unsigned 
         } else if (strcmp(k, "x-kubernetes-list-type") == 0) {
             const char *lt = json_string_value(v);
             if (!lt || (strcmp(lt, "atomic") != 0 && strcmp(lt, "set") != 0 && strcmp(lt, "map") != 0)) {
-                struct sbuf m = {.n = 0};
-                m.b[0] = '\0';
+                SBUF(m);
                 sb_add(&m, "Unsupported value: ");
                 sb_value(&m, v);
                 sb_add(&m, ": supported values: \"atomic\", \"set\", \"map\"");
@@ -1746,8 +1745,7 @@ static void check_node(struct walk *w, json_t *s, enum ck_where where, unsigned 
             ck_cause(w, "FieldValueForbidden", k, "Forbidden: %s is not supported", k);
         } else {
             size_t saved = path_key(&w->path, k);
-            struct sbuf m = {.n = 0};
-            m.b[0] = '\0';
+            SBUF(m);
             sb_add(&m, "Forbidden: unknown schema keyword ");
             sb_quote(&m, k, strlen(k));
             add_cause(w, "FieldValueForbidden", w->path.b, &m);

@@ -422,7 +422,7 @@ static void t_patterns(void)
         int y = re_match(rows[i].re, rows[i].yes, strlen(rows[i].yes), why, sizeof why);
         int n = re_match(rows[i].re, rows[i].no, strlen(rows[i].no), why, sizeof why);
         if (y != 1 || n != 0) {
-            struct sbuf e;
+            SBUF(e);
             const char *w = NULL;
             re_translate(rows[i].re, &e, &w);
             printf("# %s (as %s): \"%s\" -> %d, \"%s\" -> %d %s\n", rows[i].re, e.b, rows[i].yes, y, rows[i].no, n,
@@ -443,6 +443,15 @@ static void t_patterns(void)
             CHECK(why[0] != '\0');
         }
     }
+    /* long patterns (IPv6 and hostname patterns run to hundreds of bytes) */
+    char longpat[4096] = "^(?:";
+    for (int i = 0; i < 400; i++)
+        snprintf(longpat + strlen(longpat), sizeof longpat - strlen(longpat), "%sa\\d%d", i ? "|" : "", i);
+    strcat(longpat, ")$");
+    CHECK(strlen(longpat) > 2000);
+    char why[200] = "";
+    CHECK_EQ_INT(re_match(longpat, "a7150", 5, why, sizeof why), 1);
+    CHECK_EQ_INT(re_match(longpat, "a7400", 5, why, sizeof why), 0);
     /* a NUL byte in the value does not end the match early */
     CHECK_EQ_INT(re_match("^a$", "a\0b", 3, NULL, 0), 0);
 }
