@@ -126,21 +126,119 @@ static void sb_quote(struct sbuf *s, const char *p, size_t len)
     sb_add(s, "\"");
 }
 
-/* A number as Go's %v prints a float64 or an int64. */
-static void sb_number(struct sbuf *s, json_t *v)
+/* Numbers appear in messages as Go prints them, since kubectl users compare
+ * them with what a real cluster says: Kubernetes holds bounds (minimum,
+ * maximum, multipleOf) and non-integer values as float64 and prints them
+ * with %v, i.e. strconv's shortest 'g' (1e+06, 1.5, 1e-05), and enum values
+ * through encoding/json (1000000, 1e+21, 1e-7). */
+
+/* The shortest decimal digits that read back as d (d finite, not 0):
+ * digits without a point, *nd of them, and the decimal point position dp
+ * (d = 0.digits × 10^dp). */
+static void go_digits(double d, char *digits, int *nd, int *dp)
 {
-    if (json_is_integer(v)) {
-        sb_printf(s, "%lld", (long long)json_integer_value(v));
-        return;
-    }
-    double d = json_number_value(v);
     char tmp[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+    int p;
+    for (p = 1; p <= 17; p++) {
+        snprintf(tmp, sizeof tmp, "%.*e", p - 1, d);
         if (strtod(tmp, NULL) == d)
             break;
     }
-    sb_add(s, tmp);
+    const char *c = tmp + (tmp[0] == '-');
+    int n = 0;
+    for (; *c && *c != 'e'; c++)
+        if (*c >= '0' && *c <= '9')
+            digits[n++] = *c;
+    while (n > 1 && digits[n - 1] == '0')
+        n--;
+    digits[n] = '\0';
+    *nd = n;
+    *dp = (*c == 'e' ? atoi(c + 1) : 0) + 1;
+}
+
+/* fmtE / fmtF of Go's strconv, for shortest digits. */
+static void go_layout(struct sbuf *s, double d, int use_e, int json_exp)
+{
+    char digits[24];
+    int nd, dp;
+    if (d < 0)
+        sb_add(s, "-");
+    go_digits(d < 0 ? -d : d, digits, &nd, &dp);
+    if (use_e) {
+        sb_addn(s, digits, 1);
+        if (nd > 1) {
+            sb_add(s, ".");
+            sb_add(s, digits + 1);
+        }
+        int e = dp - 1;
+        /* strconv writes at least two exponent digits; encoding/json
+         * turns e-07 back into e-7 */
+        if (json_exp)
+            sb_printf(s, "e%c%d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+        else
+            sb_printf(s, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+        return;
+    }
+    if (dp <= 0) {
+        sb_add(s, "0.");
+        for (int i = 0; i < -dp; i++)
+            sb_add(s, "0");
+        sb_add(s, digits);
+        return;
+    }
+    for (int i = 0; i < dp; i++)
+        sb_addn(s, i < nd ? &digits[i] : "0", 1);
+    if (nd > dp) {
+        sb_add(s, ".");
+        sb_add(s, digits + dp);
+    }
+}
+
+static int go_special(struct sbuf *s, double d)
+{
+    if (d != d) {
+        sb_add(s, "NaN");
+        return 1;
+    }
+    if (d == 0) {
+        sb_add(s, "0");
+        return 1;
+    }
+    if (d > 1.7976931348623157e308 || d < -1.7976931348623157e308) {
+        sb_add(s, d > 0 ? "+Inf" : "-Inf");
+        return 1;
+    }
+    return 0;
+}
+
+/* fmt's %v of a float64. */
+static void sb_go_float(struct sbuf *s, double d)
+{
+    if (go_special(s, d))
+        return;
+    char digits[24];
+    int nd, dp;
+    go_digits(d < 0 ? -d : d, digits, &nd, &dp);
+    int exp = dp - 1;
+    go_layout(s, d, exp < -4 || exp >= 6, 0);
+}
+
+/* encoding/json's rendering of a float64. */
+static void sb_json_float(struct sbuf *s, double d)
+{
+    if (go_special(s, d))
+        return;
+    double a = d < 0 ? -d : d;
+    go_layout(s, d, a < 1e-6 || a >= 1e21, 1);
+}
+
+/* A value's number as %v prints it: int64 as is, float64 as Go does. */
+static void sb_number(struct sbuf *s, json_t *v)
+{
+    if (json_is_integer(v))
+        sb_printf(s, "%lld", (long long)json_integer_value(v));
+    else
+        sb_go_float(s, json_number_value(v));
 }
 
 /* A bad value as field.Error prints it: strings quoted, numbers and
@@ -1061,6 +1159,10 @@ static void check_enum(struct walk *w, json_t *s, json_t *x)
             sb_add(&m, ", ");
         if (json_is_string(e)) {
             sb_quote(&m, json_string_value(e), json_string_length(e));
+        } else if (json_is_number(e)) {
+            SBUF(num);
+            sb_json_float(&num, json_number_value(e));
+            sb_quote(&m, num.b, num.n);
         } else {
             char buf[128];
             size_t n = json_dumpb(e, buf, sizeof buf, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -1111,7 +1213,7 @@ static void check_number(struct walk *w, json_t *s, json_t *x)
         if (excl ? !(v > m) : !(v >= m)) {
             b.n = 0;
             b.b[0] = '\0';
-            sb_number(&b, min);
+            sb_go_float(&b, json_number_value(min));
             cause_invalid(w, x, "FieldValueInvalid", "should be greater than %s%s", excl ? "" : "or equal to ", b.b);
         }
     }
@@ -1121,7 +1223,7 @@ static void check_number(struct walk *w, json_t *s, json_t *x)
         if (excl ? !(v < m) : !(v <= m)) {
             b.n = 0;
             b.b[0] = '\0';
-            sb_number(&b, max);
+            sb_go_float(&b, json_number_value(max));
             cause_invalid(w, x, "FieldValueInvalid", "should be less than %s%s", excl ? "" : "or equal to ", b.b);
         }
     }
@@ -1134,7 +1236,7 @@ static void check_number(struct walk *w, json_t *s, json_t *x)
         if (!whole) {
             b.n = 0;
             b.b[0] = '\0';
-            sb_number(&b, mul);
+            sb_go_float(&b, json_number_value(mul));
             cause_invalid(w, x, "FieldValueInvalid", "should be a multiple of %s", b.b);
         }
     }

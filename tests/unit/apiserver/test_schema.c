@@ -464,6 +464,55 @@ static size_t cache_used(void)
     return n;
 }
 
+/* Numbers in messages are printed as Go prints them (kube-apiserver's
+ * %v of a float64, and encoding/json for enum values). */
+static void t_go_numbers(void)
+{
+    static const struct {
+        double d;
+        const char *g, *json;
+    } rows[] = {
+        {0, "0", "0"},
+        {1, "1", "1"},
+        {100, "100", "100"},
+        {999999, "999999", "999999"},
+        {1e6, "1e+06", "1000000"},
+        {1234567, "1.234567e+06", "1234567"},
+        {1.5, "1.5", "1.5"},
+        {-2.25, "-2.25", "-2.25"},
+        {0.1, "0.1", "0.1"},
+        {0.0001, "0.0001", "0.0001"},
+        {0.00001, "1e-05", "0.00001"},
+        {-2.5e-7, "-2.5e-07", "-2.5e-7"},
+        {123456.789, "123456.789", "123456.789"},
+        {1e20, "1e+20", "100000000000000000000"},
+        {1e21, "1e+21", "1e+21"},
+        {1e100, "1e+100", "1e+100"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        SBUF(g);
+        SBUF(js);
+        sb_go_float(&g, rows[i].d);
+        sb_json_float(&js, rows[i].d);
+        CHECK_EQ_STR(g.b, rows[i].g);
+        CHECK_EQ_STR(js.b, rows[i].json);
+    }
+    json_t *schema = J("{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"number\",\"maximum\":1000000},"
+                       "\"e\":{\"type\":\"number\",\"enum\":[1000000,0.1]}}}");
+    json_t *obj = J("{\"n\":2500000.5,\"e\":3}");
+    struct as_causes cz;
+    as_causes_init(&cz);
+    CHECK_EQ_INT(as_schema_apply(schema, obj, &cz), -EINVAL);
+    REQUIRE(json_array_size(cz.causes) == 2);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(cz.causes, 0), "message")),
+                 "Invalid value: 2.5000005e+06: n in body should be less than or equal to 1e+06");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(cz.causes, 1), "message")),
+                 "Unsupported value: 3: supported values: \"1000000\", \"0.1\"");
+    as_causes_free(&cz);
+    json_decref(obj);
+    json_decref(schema);
+}
+
 /* The cache never holds more than its size, and evicted patterns still
  * match correctly when they come back. */
 static void t_pattern_cache_bounded(void)
@@ -608,6 +657,7 @@ int main(void)
     run_apply_cases();
     run_check_cases();
     RUN(t_patterns);
+    RUN(t_go_numbers);
     RUN(t_pattern_cache_bounded);
     RUN(t_depth_cap);
     RUN(t_causes_bounded);
