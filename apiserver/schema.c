@@ -614,10 +614,51 @@ static int re_bracket(const char **pp, struct sbuf *out, const char **why)
     return 0;
 }
 
-/* RE2/ECMA pattern → POSIX ERE, or -1 with *why. */
+/* Parses a counted repetition at p ("{n}", "{n,}", "{n,m}"): its length,
+ * and the largest count (n when open-ended), or 0 when p does not start
+ * one (RE2 then reads '{' as a literal). */
+static size_t re_counted(const char *p, long *max)
+{
+    const char *q = p + 1;
+    long n = 0, m = -1;
+    if (*q < '0' || *q > '9')
+        return 0;
+    while (*q >= '0' && *q <= '9' && n < 100000)
+        n = n * 10 + (*q++ - '0');
+    if (*q == ',') {
+        q++;
+        if (*q >= '0' && *q <= '9') {
+            m = 0;
+            while (*q >= '0' && *q <= '9' && m < 100000)
+                m = m * 10 + (*q++ - '0');
+        }
+    } else {
+        m = n;
+    }
+    if (*q != '}')
+        return 0;
+    *max = m < 0 ? n : (m < n ? -1 : m);
+    return (size_t)(q + 1 - p);
+}
+
+/* RE2's limits, which also keep glibc's compiler (which expands counted
+ * repetitions and stacks epsilon closures) from running away. */
+#define RE_MAX_REPEAT 1000
+#define RE_MAX_COST 5000
+#define RE_MAX_GROUPS 64
+
+/* RE2/ECMA pattern → POSIX ERE, or -1 with *why. Along the way it refuses
+ * what RE2 refuses and POSIX would accept at a great cost: a repetition of
+ * nothing or of a repetition ("a**"), counts above 1000, and patterns
+ * whose expanded size (atoms times the counts that repeat them) passes
+ * RE_MAX_COST. */
 static int re_translate(const char *re, struct sbuf *out, const char **why)
 {
     const char *p = re;
+    long cost[RE_MAX_GROUPS + 1];
+    long last = 0; /* size of the atom a quantifier would repeat; 0: none */
+    int depth = 0;
+    cost[0] = 0;
     out->n = 0;
     out->b[0] = '\0';
     while (*p) {
@@ -625,29 +666,90 @@ static int re_translate(const char *re, struct sbuf *out, const char **why)
             *why = "the pattern is too long";
             return -1;
         }
+        if (cost[depth] > RE_MAX_COST) {
+            *why = "the pattern is too large once its repetitions are expanded";
+            return -1;
+        }
         char c = *p;
         if (c == '[') {
             p++;
             if (re_bracket(&p, out, why) < 0)
                 return -1;
+            cost[depth] += last = 1;
             continue;
         }
-        if (c == '(' && p[1] == '?') {
-            if (p[2] == ':') {
-                sb_add(out, "(");
-                p += 3;
-                continue;
+        if (c == '(') {
+            if (p[1] == '?' && p[2] != ':') {
+                *why = "(?...) groups other than (?:...) (flags, names, lookarounds) are not supported";
+                return -1;
             }
-            *why = "(?...) groups other than (?:...) (flags, names, lookarounds) are not supported";
-            return -1;
+            if (depth == RE_MAX_GROUPS) {
+                *why = "groups are nested too deeply";
+                return -1;
+            }
+            sb_add(out, "(");
+            p += p[1] == '?' ? 3 : 1;
+            cost[++depth] = 0;
+            last = 0;
+            continue;
         }
-        if ((c == '*' || c == '+' || c == '?' || c == '}') && p[1] == '?') {
-            *why = "lazy quantifiers (*? +? ?? {n,m}?) are not supported";
-            return -1;
+        if (c == ')') {
+            if (depth == 0) {
+                *why = "unexpected )";
+                return -1;
+            }
+            long inner = cost[depth--];
+            cost[depth] += inner;
+            last = inner > 0 ? inner : 1;
+            sb_add(out, ")");
+            p++;
+            continue;
         }
-        if ((c == '*' || c == '+' || c == '?' || c == '}') && p[1] == '+') {
-            *why = "possessive quantifiers are not supported";
-            return -1;
+        if (c == '*' || c == '+' || c == '?' || (c == '{' && re_counted(p, &(long){0}))) {
+            long count = 1;
+            size_t len = 1;
+            if (c == '{') {
+                len = re_counted(p, &count);
+                if (count < 0) {
+                    *why = "a repetition {n,m} with m below n";
+                    return -1;
+                }
+                if (count > RE_MAX_REPEAT) {
+                    *why = "a repetition count above 1000";
+                    return -1;
+                }
+            }
+            if (last == 0) {
+                *why = "a repetition operator with nothing to repeat (or repeating a repetition)";
+                return -1;
+            }
+            if (p[len] == '?') {
+                *why = "lazy quantifiers (*? +? ?? {n,m}?) are not supported";
+                return -1;
+            }
+            if (p[len] == '+') {
+                *why = "possessive quantifiers are not supported";
+                return -1;
+            }
+            if (count > 1)
+                cost[depth] += last * (count - 1);
+            sb_addn(out, p, len);
+            p += len;
+            last = 0;
+            continue;
+        }
+        if (c == '|' || c == '^' || c == '$') {
+            sb_addn(out, p, 1);
+            p++;
+            last = 0;
+            continue;
+        }
+        if (c == '{' || c == '}') {
+            /* not a repetition: RE2 reads a literal brace */
+            sb_add(out, c == '{' ? "\\{" : "\\}");
+            p++;
+            cost[depth] += last = 1;
+            continue;
         }
         if (c == '\\') {
             char e = p[1];
@@ -661,6 +763,7 @@ static int re_translate(const char *re, struct sbuf *out, const char **why)
             case 'S': rep = "[^[:space:]]"; break;
             default: break;
             }
+            cost[depth] += last = 1;
             if (rep) {
                 sb_add(out, rep);
                 p += 2;
@@ -693,6 +796,15 @@ static int re_translate(const char *re, struct sbuf *out, const char **why)
         }
         sb_addn(out, p, 1);
         p++;
+        cost[depth] += last = 1;
+    }
+    if (depth != 0) {
+        *why = "a ( is not closed";
+        return -1;
+    }
+    if (cost[0] > RE_MAX_COST) {
+        *why = "the pattern is too large once its repetitions are expanded";
+        return -1;
     }
     return 0;
 }
