@@ -40,6 +40,9 @@
 /* Schema nodes visited by one validation: nested allOf/anyOf/oneOf/not
  * multiply the work, so a budget bounds it. */
 #define AS_SCHEMA_BUDGET 1000000u
+/* Pattern matching per validation, in bytes matched times the pattern's
+ * expanded size: about a second of glibc's matcher at worst. */
+#define AS_SCHEMA_RE_BUDGET 500000000ull
 /* Bad values quoted in messages are cut at this many bytes. */
 #define AS_SCHEMA_VALUE_SHOWN 256
 
@@ -652,7 +655,7 @@ static size_t re_counted(const char *p, long *max)
  * nothing or of a repetition ("a**"), counts above 1000, and patterns
  * whose expanded size (atoms times the counts that repeat them) passes
  * RE_MAX_COST. */
-static int re_translate(const char *re, struct sbuf *out, const char **why)
+static int re_translate_cost(const char *re, struct sbuf *out, const char **why, long *total)
 {
     const char *p = re;
     long cost[RE_MAX_GROUPS + 1];
@@ -806,11 +809,19 @@ static int re_translate(const char *re, struct sbuf *out, const char **why)
         *why = "the pattern is too large once its repetitions are expanded";
         return -1;
     }
+    if (total)
+        *total = cost[0] > 0 ? cost[0] : 1;
     return 0;
+}
+
+static int re_translate(const char *re, struct sbuf *out, const char **why)
+{
+    return re_translate_cost(re, out, why, NULL);
 }
 
 struct re_entry {
     char *pattern;       /* the pattern as the CRD has it (the key) */
+    long cost;           /* its size with repetitions expanded */
     regex_t re;
     unsigned long used;  /* for evicting the least recently used */
 };
@@ -820,7 +831,7 @@ static struct re_entry re_cache[AS_SCHEMA_REGEX_CACHE];
 static unsigned long re_clock;
 
 /* Compiles pattern (translated) into re; -1 with a message in why. */
-static int re_compile(const char *pattern, regex_t *re, char *why, size_t whylen)
+static int re_compile_cost(const char *pattern, regex_t *re, char *why, size_t whylen, long *cost)
 {
     const char *w = NULL;
     size_t len = strlen(pattern);
@@ -836,7 +847,7 @@ static int re_compile(const char *pattern, regex_t *re, char *why, size_t whylen
         return -1;
     }
     ere.b[0] = '\0';
-    if (re_translate(pattern, &ere, &w) < 0) {
+    if (re_translate_cost(pattern, &ere, &w, cost) < 0) {
         snprintf(why, whylen, "%s", w);
         free(ere.b);
         return -1;
@@ -852,10 +863,17 @@ static int re_compile(const char *pattern, regex_t *re, char *why, size_t whylen
     return 0;
 }
 
+static int re_compile(const char *pattern, regex_t *re, char *why, size_t whylen)
+{
+    long cost;
+    return re_compile_cost(pattern, re, why, whylen, &cost);
+}
+
 /* 1 when s (len bytes) matches pattern, 0 when not, -1 when the pattern
  * does not compile (why set). Compiled patterns are kept, at most
  * AS_SCHEMA_REGEX_CACHE of them, the least recently used going first. */
-static int re_match(const char *pattern, const char *s, size_t len, char *why, size_t whylen)
+static int re_match_budget(const char *pattern, const char *s, size_t len, char *why, size_t whylen,
+                           unsigned long long *budget)
 {
     int rc;
     pthread_mutex_lock(&re_lock);
@@ -872,7 +890,8 @@ static int re_match(const char *pattern, const char *s, size_t len, char *why, s
     }
     if (!e) {
         regex_t re;
-        if (re_compile(pattern, &re, why, whylen) < 0) {
+        long cost = 1;
+        if (re_compile_cost(pattern, &re, why, whylen, &cost) < 0) {
             pthread_mutex_unlock(&re_lock);
             return -1;
         }
@@ -888,14 +907,29 @@ static int re_match(const char *pattern, const char *s, size_t len, char *why, s
             free(victim->pattern);
         }
         victim->pattern = copy;
+        victim->cost = cost;
         victim->re = re;
         e = victim;
     }
     e->used = ++re_clock;
+    /* glibc's matcher does work in proportion to the input times the
+     * pattern's expanded size: bounded per call of as_schema_apply */
+    unsigned long long work = (unsigned long long)(len + 1) * (unsigned long long)e->cost;
+    if (budget && work > *budget) {
+        pthread_mutex_unlock(&re_lock);
+        return -2;
+    }
+    if (budget)
+        *budget -= work;
     regmatch_t m[1] = {{0, (regoff_t)len}};
     rc = regexec(&e->re, s, 1, m, REG_STARTEND) == 0;
     pthread_mutex_unlock(&re_lock);
     return rc;
+}
+
+static int re_match(const char *pattern, const char *s, size_t len, char *why, size_t whylen)
+{
+    return re_match_budget(pattern, s, len, why, whylen, NULL);
 }
 
 /* --- pruning ---------------------------------------------------------------- */
@@ -907,6 +941,7 @@ struct walk {
     int too_deep;       /* reported once */
     int no_unknown;     /* do not record pruned paths (defaults in a check) */
     size_t budget;      /* validate() calls left */
+    unsigned long long re_budget; /* pattern-matching work left (see re_match_budget) */
     int over_budget;    /* reported once */
 };
 
@@ -1299,9 +1334,12 @@ static void check_string(struct walk *w, json_t *s, json_t *x)
     const char *pat = json_string_value(json_object_get(s, "pattern"));
     if (pat) {
         char why[160];
-        int m = re_match(pat, str, len, why, sizeof why);
+        int m = re_match_budget(pat, str, len, why, sizeof why, &w->re_budget);
         if (m == 0)
             cause_invalid(w, x, "FieldValueInvalid", "should match '%s'", pat);
+        else if (m == -2)
+            cause_invalid(w, x, "FieldValueInvalid", "is too long to be checked against pattern '%s' (%zu bytes)",
+                          pat, len);
         else if (m < 0)
             cause_invalid(w, x, "FieldValueInvalid", "cannot be checked against pattern '%s': %s", pat, why);
     }
@@ -1689,6 +1727,7 @@ int as_schema_apply(json_t *schema, json_t *obj, struct as_causes *c)
     w->c = c;
     w->causes = c->causes;
     w->budget = AS_SCHEMA_BUDGET;
+    w->re_budget = AS_SCHEMA_RE_BUDGET;
     rc = schema_apply(w, schema, obj, 1);
     free(w);
     return rc;
@@ -1746,6 +1785,7 @@ static void check_default(struct walk *w, json_t *s)
     sub->c = &scratch;
     sub->causes = scratch.causes;
     sub->budget = AS_SCHEMA_BUDGET;
+    sub->re_budget = AS_SCHEMA_RE_BUDGET;
     /* inner paths read "default.x": the cause field is this node's path
      * plus that, the messages name "default.x in body" */
     path_key(&sub->path, "default");

@@ -641,6 +641,33 @@ static void t_combinator_budget(void)
     json_decref(schema);
 }
 
+/* Matching a huge value against a large pattern would hold the loop for
+ * seconds in glibc's matcher: past a budget the value is refused instead. */
+static void t_pattern_work_bounded(void)
+{
+    json_t *schema = J("{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\",\"pattern\":\"^a{0,1000}$\"}}}");
+    size_t n = 600000;
+    char *big = malloc(n + 1);
+    REQUIRE(big != NULL);
+    memset(big, 'a', n);
+    big[n] = '\0';
+    json_t *obj = json_pack("{s:s}", "s", big);
+    struct as_causes cz;
+    as_causes_init(&cz);
+    CHECK_EQ_INT(as_schema_apply(schema, obj, &cz), -EINVAL);
+    const char *msg = json_string_value(json_object_get(json_array_get(cz.causes, 0), "message"));
+    CHECK(msg && strstr(msg, "s in body is too long to be checked against pattern '^a{0,1000}$' (600000 bytes)"));
+    as_causes_free(&cz);
+    json_decref(obj);
+    obj = J("{\"s\":\"aaa\"}");
+    as_causes_init(&cz);
+    CHECK_EQ_INT(as_schema_apply(schema, obj, &cz), 0);
+    as_causes_free(&cz);
+    json_decref(obj);
+    json_decref(schema);
+    free(big);
+}
+
 /* Causes accumulate across calls on the same collector; the result of each
  * call reflects only its own. */
 static void t_causes_accumulate(void)
@@ -665,6 +692,7 @@ int main(void)
     run_check_cases();
     RUN(t_patterns);
     RUN(t_go_numbers);
+    RUN(t_pattern_work_bounded);
     RUN(t_pattern_cache_bounded);
     RUN(t_depth_cap);
     RUN(t_causes_bounded);
