@@ -814,11 +814,6 @@ static int re_translate_cost(const char *re, struct sbuf *out, const char **why,
     return 0;
 }
 
-static int re_translate(const char *re, struct sbuf *out, const char **why)
-{
-    return re_translate_cost(re, out, why, NULL);
-}
-
 struct re_entry {
     char *pattern;       /* the pattern as the CRD has it (the key) */
     long cost;           /* its size with repetitions expanded */
@@ -925,11 +920,6 @@ static int re_match_budget(const char *pattern, const char *s, size_t len, char 
     rc = regexec(&e->re, s, 1, m, REG_STARTEND) == 0;
     pthread_mutex_unlock(&re_lock);
     return rc;
-}
-
-static int re_match(const char *pattern, const char *s, size_t len, char *why, size_t whylen)
-{
-    return re_match_budget(pattern, s, len, why, whylen, NULL);
 }
 
 /* --- pruning ---------------------------------------------------------------- */
