@@ -41,18 +41,33 @@ struct as_event {
 };
 
 /* Called for each event of a watch; return nonzero to stop the watch (it is
- * then freed by the store after the call: do not call as_store_unwatch). */
+ * then freed by the store after the call: do not call as_store_unwatch).
+ * ev->obj is shared with the history and other watchers: never modify it.
+ * A callback may call as_store_unwatch (on its own watch or another), start
+ * watches and write; events caused by such a write are delivered, in RV
+ * order, by the delivery already running, before the outer write returns.
+ * It must not call as_store_close. */
 typedef int (*as_watch_cb)(const struct as_event *ev, void *data);
 
 /* Opens (creating) DIR/modelgate.db. history: events kept for watches
- * (0: 10000). 0 or -errno; *err gets a message for people. */
+ * (0: 10000; the ring also keeps at most 64 MiB of serialised objects).
+ * 0 or -errno; *err gets a message for people. -EBUSY when another process
+ * has DIR open (an flock on DIR/modelgate.lock): the watch history is in
+ * this process, so one data directory has one server. */
 int as_store_open(const char *dir, unsigned history, struct as_store **out, const char **err);
 void as_store_close(struct as_store *st);
+
+/* Durability of a commit (extension). Default (full = 0): sqlite
+ * synchronous=NORMAL in WAL mode; an acknowledged write survives the death
+ * of the process (kill -9, crash) but the last ones may be lost on power
+ * loss or a kernel crash. full = 1: synchronous=FULL, one fsync per write,
+ * which survives those too. 0 or -errno. */
+int as_store_set_sync(struct as_store *st, int full);
 
 /* The current resourceVersion (the last committed write's). */
 uint64_t as_store_rv(const struct as_store *st);
 
-/* *out: a new reference. -ENOENT. */
+/* *out: a new reference. -ENOENT; -EIO: the stored row is damaged. */
 int as_store_get(struct as_store *st, const char *gr, const char *ns, const char *name,
                  json_t **out);
 /* Stores a new object (obj is modified: metadata.resourceVersion set).
@@ -75,7 +90,17 @@ int as_store_delete(struct as_store *st, const char *gr, const char *ns, const c
  * were accepted (cb returns 0 = accepted, 1 = skipped, -1 = stop; limit 0:
  * no limit). *rv gets the RV the list is consistent with; *next (caller
  * frees, NULL when the list is complete) the continue token.
- * -EINVAL for a malformed continue token. */
+ * -EINVAL for a malformed continue token (or one from another gr or ns).
+ * cb gets a new object it may keep (json_incref) or change; it may call
+ * back into the store.
+ * A stop (-1) ends the list with 0 and no continue token.
+ * Pages: each page reads the current data (not a snapshot taken at the
+ * first page), in key order after the last key given out, so an object
+ * appears at most once across pages; a continued list reports the first
+ * page's RV as *rv (what Kubernetes does), so a watch from it replays what
+ * changed meanwhile. -EIO when a stored object is not valid JSON (a
+ * damaged or hand-edited row; logged with its key): such a row can still be
+ * replaced by update or removed by delete. */
 typedef int (*as_list_cb)(json_t *obj, void *data);
 int as_store_list(struct as_store *st, const char *gr, const char *ns, const char *cont,
                   unsigned limit, as_list_cb cb, void *data, uint64_t *rv, char **next);
@@ -83,7 +108,9 @@ int as_store_list(struct as_store *st, const char *gr, const char *ns, const cha
 /* Starts a watch of gr in ns (NULL: all) from since_rv: replays kept events
  * after it (inside this call), then delivers new ones as they commit.
  * since_rv 0 means "from now" (the caller sends the current state as ADDED
- * itself, from a list). -ESTALE: too old (410). */
+ * itself, from a list). -ESTALE: too old (410). -ERANGE (extension): since_rv
+ * is newer than the current RV (Kubernetes answers 504 "Too large resource
+ * version"). When cb stops the watch during the replay, 0 with *out NULL. */
 int as_store_watch(struct as_store *st, const char *gr, const char *ns, uint64_t since_rv,
                    as_watch_cb cb, void *data, struct as_watch **out);
 void as_store_unwatch(struct as_store *st, struct as_watch *w);
