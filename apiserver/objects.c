@@ -66,13 +66,19 @@ static int has_generation(const struct as_resource *res)
 
 json_t *as_present(const struct as_resource *res, json_t *obj)
 {
-    json_t *o = json_copy(obj);
-    if (!o)
-        return NULL;
+    /* apiVersion and kind first, as Kubernetes writes them (people read
+     * these replies). */
     char av[256];
     as_api_version(res, av, sizeof av);
-    json_object_set_new(o, "apiVersion", json_string(av));
-    json_object_set_new(o, "kind", json_string(res->kind));
+    json_t *o = json_pack("{s:s, s:s}", "apiVersion", av, "kind", res->kind);
+    if (!o)
+        return NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) {
+        if (strcmp(k, "apiVersion") && strcmp(k, "kind"))
+            json_object_set(o, k, v);
+    }
     return o;
 }
 
