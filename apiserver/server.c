@@ -51,6 +51,8 @@ struct as_req {
     char ctype[160];
 };
 
+static void req_free(struct as_req *r);
+
 static const char *qget(const struct as_req *r, const char *k)
 {
     for (unsigned i = 0; i < r->nq; i++)
@@ -397,6 +399,9 @@ static void do_watch(struct as_req *r)
                     strerror(-rc));
         goto fail;
     }
+    /* The watch took the request over (its data and on_end): this
+     * request's parse is done with. Nothing touches r after dispatch. */
+    req_free(r);
     return;
 fail:
     as_selector_free(p.lsel);

@@ -273,4 +273,5 @@ contains "--validate=warn warns about the unknown field" "$out" 'unknown field "
 contains "--validate=warn creates the object" "$out" "widget.test.modelgate.dev/bad2 created"
 check_eq "the unknown field was pruned" "$(k get widget bad2 -o jsonpath='{.spec}')" '{"color":"blue","replicas":1,"size":"small"}'
 
+as_stop srv
 finish

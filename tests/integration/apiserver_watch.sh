@@ -112,4 +112,5 @@ check_eq "the server still answers after cutting it" "$(code GET /healthz)" "200
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$(pid_of srv)/status" 2>/dev/null)
 check "the server's memory stays bounded (${rss} KiB)" [ -n "$rss" ] && [ "$rss" -lt 400000 ]
 
+as_stop srv
 finish
