@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -420,6 +421,19 @@ static json_t *parse_body(struct as_req *r, const char *body, size_t n, int yaml
     int rc;
     if (n == 0) {
         send_status(r, 400, "BadRequest", "the request body is empty: an object is required");
+        goto out;
+    }
+    if (strstr(r->ctype, "protobuf")) {
+        char perr[600];
+        rc = as_protobuf_decode(body, n, &v, perr, sizeof perr);
+        if (rc == -ENOTSUP)
+            send_status(r, 415, "UnsupportedMediaType", "%s", perr);
+        else if (rc == -ENOMEM)
+            send_status(r, 500, "InternalError", "out of memory");
+        else if (rc < 0)
+            send_status(r, 400, "BadRequest", "%s", perr);
+        if (rc < 0)
+            v = NULL;
         goto out;
     }
     if (r->ctype[0] && !strstr(r->ctype, "json") && !strstr(r->ctype, "yaml")) {
@@ -1267,6 +1281,11 @@ int as_server_start(struct as_server *srv, const struct as_opts *opts, const cha
             *err = "cannot create the system namespaces";
             return rc;
         }
+    /* ClusterIPs are for show (nothing routes them), but two services
+     * should not share one across restarts: start the sequence anywhere. */
+    if (getrandom(&srv->service_ip_seq, sizeof srv->service_ip_seq, 0) != sizeof srv->service_ip_seq)
+        srv->service_ip_seq = (uint64_t)time(NULL);
+    srv->service_ip_seq &= 0xffff;
     if ((rc = as_gc_new(srv)) < 0) {
         *err = "cannot start the garbage collector";
         return rc;
