@@ -79,6 +79,20 @@ check_eq "a BOOKMARK carries kind and the current resourceVersion" \
 check_eq "no BOOKMARK without allowWatchBookmarks" \
     "$(watch "resourceVersion=$rv2&timeoutSeconds=1" | grep -c BOOKMARK)" "0"
 
+# An object leaving a label selector is DELETED for that watch; one
+# entering it is ADDED.
+rvnow=$(jget "$CM" | jq -r .metadata.resourceVersion)
+( curl -s -N --max-time 10 "$U$CM?watch=true&labelSelector=app%3Dblue&resourceVersion=$rvnow&timeoutSeconds=3" >"$MG_TMP/sel.out" ) &
+spid=$!
+mg_pids+=("$spid")
+sleep 0.5
+curl -s --max-time 5 -o /dev/null -X PATCH -H 'Content-Type: application/merge-patch+json' "$U$CM/c2" -d '{"metadata":{"labels":{"app":"red"}}}'
+curl -s --max-time 5 -o /dev/null -X PATCH -H 'Content-Type: application/merge-patch+json' "$U$CM/c1" -d '{"metadata":{"labels":{"app":"blue"}}}'
+curl -s --max-time 5 -o /dev/null -X PATCH -H 'Content-Type: application/merge-patch+json' "$U$CM/c1" -d '{"data":{"k":"v3"}}'
+wait "$spid"
+check_eq "a selector watch sees objects leave (DELETED) and enter (ADDED) it" "$(names <"$MG_TMP/sel.out")" \
+    "DELETED c2 ADDED c1 MODIFIED c1"
+
 # Table events for kubectl get -w.
 out=$(curl -s -N --max-time 3 -H 'Accept: application/json;as=Table;v=v1;g=meta.k8s.io,application/json' \
     "$U$CM?watch=true&fieldSelector=metadata.name%3Dc2&timeoutSeconds=1")
