@@ -429,6 +429,26 @@ int as_watch_start(struct as_server *srv, struct mg_httpd_req *req, struct as_wa
             finish(w);
         return 0;
     }
+    if (rc == -ERANGE) {
+        /* A resourceVersion from the future (another server's, or a
+         * restored backup's): kube-apiserver gives up with a 504 the
+         * reflector knows to relist on. */
+        w->sw = NULL;
+        char msg[160];
+        snprintf(msg, sizeof msg, "Too large resource version: %llu, current: %llu",
+                 (unsigned long long)since, (unsigned long long)as_store_rv(srv->store));
+        json_t *ev = json_pack("{s:s, s:{s:s, s:s, s:{}, s:s, s:s, s:s, s:{s:[{s:s, s:s}], s:i}, s:i}}",
+                               "type", "ERROR", "object", "kind", "Status", "apiVersion", "v1",
+                               "metadata", "status", "Failure", "message", msg, "reason", "Timeout",
+                               "details", "causes", "reason", "ResourceVersionTooLarge", "message",
+                               "Too large resource version", "retryAfterSeconds", 1, "code", 504);
+        if (ev && write_line(w, ev) == 0)
+            finish(w);
+        else if (!ev)
+            cut(w, "out of memory");
+        json_decref(ev);
+        return 0;
+    }
     if (rc < 0) {
         w->sw = NULL;
         cut(w, "cannot start the store watch");
