@@ -27,6 +27,7 @@ struct as_watcher {
     int table, include_object, bookmarks;
     int columns_sent;             /* Table events: definitions go in the first */
     int replaying;                /* inside as_store_watch (see store_cb) */
+    int initial;                  /* sending the current state as ADDED */
     int dead;                     /* cut: ignore further events */
     int congested;
     size_t backlog;
@@ -93,7 +94,11 @@ static int write_line(struct as_watcher *w, json_t *ev)
     }
     if (rc == 1)
         w->congested = 1;
-    if (w->congested) {
+    /* The initial state and the replay of the history go out in one loop
+     * pass, so the client cannot have read any of it yet: they are bounded
+     * by the collection and the history (like a list reply), not by the
+     * backlog cap, which is for live events. */
+    if (w->congested && !w->initial && !w->replaying) {
         w->backlog += n + 1;
         if (w->backlog > AS_WATCH_BACKLOG_MAX) {
             cut(w, "the client does not read fast enough");
@@ -411,7 +416,9 @@ int as_watch_start(struct as_server *srv, struct mg_httpd_req *req, struct as_wa
         /* No resourceVersion: the current state as ADDED events first. */
         uint64_t lrv = 0;
         char *next = NULL;
+        w->initial = 1;
         rc = as_store_list(srv->store, w->gr, w->ns, NULL, 0, initial_cb, w, &lrv, &next);
+        w->initial = 0;
         free(next);
         if (w->dead)
             return 0;

@@ -106,6 +106,9 @@ check_eq "an invalid label value is 422" "${out##* }" "422"
 out=$(curl -s --max-time 5 -w ' %{http_code}' -X POST "${JSON[@]}" "$U$CM?dryRun=All" -d '{"metadata":{"name":"dry"}}')
 check_eq "dryRun=All answers as a create would" "${out##* }" "201"
 check_eq "dryRun=All stores nothing" "$(code GET "$CM/dry")" "404"
+gen=$(curl -s --max-time 5 -X POST "${JSON[@]}" "$U$CM" -d '{"metadata":{"generateName":"gen-"}}' | jq -r .metadata.name)
+if [[ "$gen" =~ ^gen-[a-z0-9]{5}$ ]]; then ok "generateName adds a random suffix ($gen)"; else
+    not_ok "generateName adds a random suffix" "got '$gen'"; fi
 check_eq "an unknown dryRun value is refused" "$(code POST "$CM?dryRun=Some" "${JSON[@]}" -d '{"metadata":{"name":"dry"}}')" "400"
 check_eq "an unknown patch type is 415" "$(code PATCH "$CM/race" -H 'Content-Type: text/plain' -d 'x')" "415"
 out=$(curl -s --max-time 5 -w ' %{http_code}' -X PATCH -H 'Content-Type: application/json-patch+json' "$U$CM/race" \
