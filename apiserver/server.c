@@ -50,6 +50,8 @@ struct as_req {
     int table;                       /* Accept asks for a Table */
     int partial;                     /* Accept asks for PartialObjectMetadata */
     char ctype[160];
+    const char *target;              /* the raw target, for the access log */
+    uint32_t target_len;
 };
 
 static void req_free(struct as_req *r);
@@ -71,8 +73,16 @@ static int qbool(const struct as_req *r, const char *k)
 /* --- responses ------------------------------------------------------------ */
 
 /* Sends v (stolen) as JSON. warnings: strings for Warning headers. */
+/* One line per answered request at debug level. */
+static void access_log(const struct as_req *r, int code)
+{
+    mg_log(MG_LOG_DEBUG, "request", "method", MG_S(r->method), "target",
+           MG_SN(r->target, r->target_len), "code", MG_I(code));
+}
+
 static void send_json(struct as_req *r, int code, json_t *v, json_t *warnings)
 {
+    access_log(r, code);
     if (!v) {
         mg_httpd_respond(r->hreq, 500, NULL, 0, "out of memory\n", 14);
         return;
@@ -152,6 +162,7 @@ static void send_not_found(struct as_req *r)
 
 static void send_text(struct as_req *r, int code, const char *text)
 {
+    access_log(r, code);
     struct mg_h1_header h[] = {MG_HTTPD_HDR("Content-Type", "text/plain; charset=utf-8"),
                                MG_HTTPD_HDR("X-Content-Type-Options", "nosniff")};
     mg_httpd_respond(r->hreq, code, h, 2, text, strlen(text));
@@ -394,6 +405,7 @@ static void do_watch(struct as_req *r)
         }
         p.timeout_s = t > 86400 * 365 ? 86400 * 365 : (int64_t)t;
     }
+    access_log(r, 200);
     int rc = as_watch_start(r->srv, r->hreq, &p);
     if (rc < 0) {
         send_status(r, 500, "InternalError", "Internal error occurred: cannot start the watch: %s",
@@ -970,6 +982,8 @@ static void on_request(struct mg_httpd_req *hreq, void *data)
     }
     r->srv = srv;
     r->hreq = hreq;
+    r->target = m->target;
+    r->target_len = m->target_len;
     mg_httpd_req_set_data(hreq, r);
     mg_httpd_on_end(hreq, on_req_end);
     snprintf(r->method, sizeof r->method, "%.*s", (int)(m->method_len < 11 ? m->method_len : 11),
