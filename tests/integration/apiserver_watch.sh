@@ -51,7 +51,7 @@ got_live() { grep -q '"MODIFIED"' "$MG_TMP/live.out"; }
 if wait_for 3 got_live; then
     ms=$(( ($(date +%s%N) - t0) / 1000000 ))
     ok "a live MODIFIED event arrives (${ms} ms after the write)"
-    check "the live event arrived within 1 s" [ "$ms" -lt 1000 ]
+    check "the live event arrived within 2 s (not held back)" [ "$ms" -lt 2000 ]
 else
     not_ok "a live MODIFIED event arrives" "$(cat "$MG_TMP/live.out")"
 fi
