@@ -1265,13 +1265,21 @@ int as_server_start(struct as_server *srv, const struct as_opts *opts, const cha
 {
     int rc;
     srv->opts = *opts;
-    if (opts->token_file && (rc = read_token(opts->token_file, &srv->token, err)) < 0)
+    if (opts->token_file && (rc = read_token(opts->token_file, &srv->token, err)) < 0) {
+        snprintf(srv->errbuf, sizeof srv->errbuf, "%s (%s)%s%s", *err, opts->token_file,
+                 rc != -EINVAL && rc != -EFBIG ? ": " : "",
+                 rc != -EINVAL && rc != -EFBIG ? strerror(-rc) : "");
+        *err = srv->errbuf;
         return rc;
+    }
     /* --data names a directory to use: created when missing (its parent
      * must exist). */
     if (mkdir(opts->data_dir, 0700) == -1 && errno != EEXIST) {
-        *err = "--data: cannot create the directory";
-        return -errno;
+        rc = -errno;
+        snprintf(srv->errbuf, sizeof srv->errbuf, "--data %s: cannot create the directory: %s",
+                 opts->data_dir, strerror(-rc));
+        *err = srv->errbuf;
+        return rc;
     }
     if ((rc = as_store_open(opts->data_dir, opts->watch_history, &srv->store, err)) < 0)
         return rc;
@@ -1319,11 +1327,19 @@ int as_server_start(struct as_server *srv, const struct as_opts *opts, const cha
     cfg.limits.max_head = 64 << 10;
     if (!srv->token)
         cfg.xprt = &loopback_factory;
-    if ((rc = mg_httpd_new(srv->loop, &cfg, &srv->httpd, err)) < 0)
+    if ((rc = mg_httpd_new(srv->loop, &cfg, &srv->httpd, err)) < 0) {
+        snprintf(srv->errbuf, sizeof srv->errbuf, "--listen %s: %s", opts->listen,
+                 *err ? *err : strerror(-rc));
+        *err = srv->errbuf;
         return rc;
+    }
     int port = mg_httpd_port(srv->httpd);
-    if (opts->kubeconfig_out && (rc = write_kubeconfig(srv, opts->kubeconfig_out, port, err)) < 0)
+    if (opts->kubeconfig_out && (rc = write_kubeconfig(srv, opts->kubeconfig_out, port, err)) < 0) {
+        snprintf(srv->errbuf, sizeof srv->errbuf, "%s (%s): %s", *err, opts->kubeconfig_out,
+                 strerror(-rc));
+        *err = srv->errbuf;
         return rc;
+    }
     if (!srv->token)
         mg_log(MG_LOG_INFO, "no --token-file: requests are not authenticated, so only loopback "
                             "peers are accepted");

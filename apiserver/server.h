@@ -56,6 +56,7 @@ struct as_server {
     struct as_gc *gc;
     struct as_workload *wl;
     uint64_t service_ip_seq;      /* the next ClusterIP handed out */
+    char errbuf[1024];            /* as_server_start's message */
 };
 
 /* An error for the client, turned into a Status by the HTTP side. */
