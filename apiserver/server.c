@@ -360,7 +360,8 @@ static void do_get(struct as_req *r)
             as_wctx_free(&c);
             return;
         }
-        json_t *t = as_table_new(r->res, as_meta_str(obj, "resourceVersion") ? as_meta_str(obj, "resourceVersion") : "", 1);
+        const char *rv = as_meta_str(obj, "resourceVersion");
+        json_t *t = as_table_new(r->res, rv ? rv : "", 1);
         json_array_append_new(json_object_get(t, "rows"),
                               as_table_row(r->srv, r->res, obj, include, (int64_t)time(NULL)));
         json_decref(obj);

@@ -155,10 +155,13 @@ static const char *check_label_value(const char *v)
 
 static int bad_type(char *bad, size_t badn, const char *field, const char *want, json_t *v)
 {
-    snprintf(bad, badn,
-             "json: cannot unmarshal %s into Go struct field ObjectMeta.%s of type %s",
-             json_is_string(v) ? "string" : json_is_number(v) ? "number" : json_is_boolean(v) ? "bool" : json_is_array(v) ? "array" : "object",
-             field, want);
+    const char *got = json_is_string(v)    ? "string"
+                      : json_is_number(v)  ? "number"
+                      : json_is_boolean(v) ? "bool"
+                      : json_is_array(v)   ? "array"
+                                           : "object";
+    snprintf(bad, badn, "json: cannot unmarshal %s into Go struct field ObjectMeta.%s of type %s",
+             got, field, want);
     return -1;
 }
 
