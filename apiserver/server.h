@@ -138,6 +138,10 @@ void as_validate_builtin(const struct as_resource *res, json_t *obj, json_t *cau
  * Kubernetes does). */
 void as_default_builtin(struct as_server *srv, const struct as_resource *res, json_t *obj,
                         int create);
+/* Unknown fields of metadata (any type) and at the top level of built-in
+ * types: removed from obj (typed decoding drops them) and their paths
+ * (".metadata.nmae", ".dat") appended to unknown, for fieldValidation. */
+void as_unknown_fields(const struct as_resource *res, json_t *obj, json_t *unknown);
 /* Adds a cause {reason, message, field} to causes. */
 void as_cause_add(json_t *causes, const char *reason, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

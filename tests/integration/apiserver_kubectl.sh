@@ -289,5 +289,10 @@ contains "--validate=warn warns about the unknown field" "$out" 'unknown field "
 contains "--validate=warn creates the object" "$out" "widget.test.modelgate.dev/bad2 created"
 check_eq "the unknown field was pruned" "$(k get widget bad2 -o jsonpath='{.spec}')" '{"color":"blue","replicas":1,"size":"small"}'
 
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\n  lables: {a: b}\ndat:\n  k: v\n' >"$M/typo.yaml"
+out=$(k apply -f "$M/typo.yaml" 2>&1)
+contains "typos in a built-in object are refused under strict validation" "$out" \
+    'strict decoding error: unknown field "metadata.lables", unknown field "dat"'
+
 as_stop srv
 finish
