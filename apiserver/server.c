@@ -660,6 +660,32 @@ static void do_version(struct as_req *r)
     send_json(r, 200, v, NULL);
 }
 
+/* GET /openapi/v2: kubectl 1.27 and 1.28 fetch it (as gnostic protobuf)
+ * before apply and fail without it. The types are described in v3 only
+ * (which those versions also read to leave validation to the server); this
+ * document is valid and empty, so for strategic merge patches they use the
+ * types compiled into them, as kubectl 1.32 does here. */
+static void do_openapi_v2(struct as_req *r)
+{
+    size_t n = 0;
+    const char *acc = mg_httpd_req_header(r->hreq, "Accept", &n);
+    if (acc && memmem(acc, n, "protobuf", 8)) {
+        /* Document{swagger: "2.0", info: {title, version}, paths: {}} */
+        static const char doc[] = "\x0a\x03" "2.0"
+                                  "\x12\x1a" "\x0a\x09" "modelgate" "\x12\x0d" "v1.32.0+mg-v2"
+                                  "\x42\x00";
+        struct mg_h1_header h[] = {
+            MG_HTTPD_HDR("Content-Type", "application/octet-stream")};
+        access_log(r, 200);
+        mg_httpd_respond(r->hreq, 200, h, 1, doc, sizeof doc - 1);
+        return;
+    }
+    send_json(r, 200,
+              json_pack("{s:s, s:{s:s, s:s}, s:{}, s:{}}", "swagger", "2.0", "info", "title",
+                        "modelgate", "version", AS_KUBE_GIT_VERSION, "paths", "definitions"),
+              NULL);
+}
+
 static void do_openapi(struct as_req *r)
 {
     /* seg: openapi v3 [api v1 | apis G V] */
@@ -1041,6 +1067,8 @@ static void on_request(struct mg_httpd_req *hreq, void *data)
         }
         if (r->nseg >= 2 && !strcmp(r->seg[1], "v3"))
             do_openapi(r);
+        else if (r->nseg == 2 && !strcmp(r->seg[1], "v2"))
+            do_openapi_v2(r);
         else
             send_not_found(r);
         return;
