@@ -22,7 +22,8 @@ writer() {
         out=$(curl -s --max-time 5 -w ' %{http_code}' -X POST "${JSON[@]}" "$U$CM" \
             -d "{\"metadata\":{\"name\":\"d$i\"},\"data\":{\"i\":\"$i\"}}") || break
         [ "${out##* }" = 201 ] || break
-        printf 'd%s %s\n' "$i" "$(jq -r .metadata.resourceVersion <<<"${out% *}")" >>"$acked"
+        [[ "$out" =~ \"resourceVersion\":\"([0-9]+)\" ]] || break
+        printf 'd%s %s\n' "$i" "${BASH_REMATCH[1]}" >>"$acked"
     done
 }
 writer &
