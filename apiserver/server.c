@@ -1312,6 +1312,10 @@ int as_server_start(struct as_server *srv, const struct as_opts *opts, const cha
     }
     if ((rc = as_store_open(opts->data_dir, opts->watch_history, &srv->store, err)) < 0)
         return rc;
+    if (opts->fsync && (rc = as_store_set_sync(srv->store, 1)) < 0) {
+        *err = "--fsync: cannot switch the database to synchronous=FULL";
+        return rc;
+    }
     if ((rc = as_registry_new(&srv->reg)) < 0) {
         *err = "cannot set up the registry of served types";
         return rc;
@@ -1374,7 +1378,7 @@ int as_server_start(struct as_server *srv, const struct as_opts *opts, const cha
                             "peers are accepted");
     mg_log(MG_LOG_INFO, "listening", "listen", MG_S(opts->listen), "port", MG_I(port), "data",
            MG_S(opts->data_dir), "resourceVersion", MG_U(as_store_rv(srv->store)),
-           "simulate_workloads", MG_B(opts->simulate_workloads));
+           "simulate_workloads", MG_B(opts->simulate_workloads), "fsync", MG_B(opts->fsync));
     return 0;
 }
 

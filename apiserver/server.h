@@ -34,6 +34,7 @@ struct as_opts {
     const char *data_dir;
     const char *token_file;
     const char *kubeconfig_out;
+    int fsync;                     /* fsync every commit (power-loss safe) */
     int simulate_workloads;
     uint64_t simulate_delay_ms;
     unsigned watch_history;        /* events kept for watches; 0: the store's default */
