@@ -1290,6 +1290,26 @@ const struct as_resource *as_resource_of(struct as_server *srv, json_t *obj)
     return as_registry_find_kind(srv->reg, av, kind);
 }
 
+/* The responses lib/httpd sends on its own (a malformed head, 408, 413,
+ * 431, 503 at the connection limit) as Status objects, like every other
+ * error here: clients decode them as they decode ours. */
+static const char *http_error_status(void *data, int status, const char *reason,
+                                     struct mg_buf *body, struct mg_buf *headers)
+{
+    struct as_err e;
+    memset(&e, 0, sizeof e);
+    e.code = status;
+    e.reason = status == 408 ? "Timeout"
+               : status == 413 ? "RequestEntityTooLarge"
+               : status == 503 ? "ServiceUnavailable"
+                               : "BadRequest";
+    snprintf(e.msg, sizeof e.msg, "%s", reason);
+    json_t *st = as_status_json(&e);
+    int rc = st ? mg_json_dump(st, body, 0) : -ENOMEM;
+    json_decref(st);
+    return rc == 0 ? "application/json" : NULL;
+}
+
 int as_server_start(struct as_server *srv, const struct as_opts *opts, const char **err)
 {
     int rc;
@@ -1353,6 +1373,7 @@ int as_server_start(struct as_server *srv, const struct as_opts *opts, const cha
     mg_httpd_config_default(&cfg);
     cfg.listen = opts->listen;
     cfg.on_request = on_request;
+    cfg.error_body = http_error_status;
     cfg.data = srv;
     cfg.max_output = AS_MAX_OUTPUT;
     cfg.reuseport = 0;

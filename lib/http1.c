@@ -448,8 +448,21 @@ static int parse_fields(struct mg_h1_parser *p, const char *s, size_t a, size_t 
                 return fail(p, 400, "obs-fold (field line starting with whitespace)", off);
             if (q == name && *q == ':')
                 return fail(p, 400, "empty field name", off);
-            if (IS_WS(*q))
-                return fail(p, 400, "whitespace between field name and colon", off);
+            if (IS_WS(*q)) {
+                /* "Name : v" (smuggling-prone, RFC 9112 5.1) or no colon at
+                 * all ("just some words"): say which. The line ends in CR
+                 * or LF, so the scan stops. */
+                const char *r = q;
+                while (IS_WS(*r))
+                    r++;
+                if (*r == ':')
+                    return fail(p, 400, "whitespace between field name and colon", off);
+                while (*r != '\r' && *r != '\n' && *r != ':')
+                    r++;
+                if (*r == ':')
+                    return fail(p, 400, "whitespace in field name", off);
+                return fail(p, 400, "field line without a colon (expected \"name: value\")", off);
+            }
             return fail(p, 400, "invalid character in field name", off);
         }
         uint32_t nlen = (uint32_t)(q - name);

@@ -888,7 +888,23 @@ static void t_error_details(void)
     CHECK_EQ_INT(p.err.status, 400);
     CHECK_EQ_INT(p.err.offset, strstr(in, " Name") - in);
     REQUIRE(p.err.reason != NULL);
-    CHECK(strstr(p.err.reason, "whitespace") != NULL);
+    CHECK_EQ_STR(p.err.reason, "whitespace in field name");
+    /* Which of the three a whitespace after a name means. */
+    static const char *const lines[][2] = {
+        {"Name : x", "whitespace between field name and colon"},
+        {"just some words", "field line without a colon (expected \"name: value\")"},
+        {"Bad Name: x", "whitespace in field name"},
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        char buf[128];
+        int n = snprintf(buf, sizeof buf, "GET / HTTP/1.1\r\nHost: a\r\n%s\r\n\r\n", lines[i][0]);
+        struct mg_h1_parser q;
+        mg_h1_parser_init(&q, MG_H1_REQUEST, NULL);
+        CHECK_EQ_INT(mg_h1_parse_head(&q, buf, (size_t)n, &m), -1);
+        CHECK_EQ_INT(q.err.status, 400);
+        REQUIRE(q.err.reason != NULL);
+        CHECK_EQ_STR(q.err.reason, lines[i][1]);
+    }
     /* The parser stays failed until reset. */
     CHECK_EQ_INT(mg_h1_parse_head(&p, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 27, &m), -1);
     mg_h1_parser_reset(&p);
