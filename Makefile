@@ -152,7 +152,7 @@ fuzz: $(FUZZERS)
 # --- tests -----------------------------------------------------------------
 
 # FUZZ_SECONDS bounds each fuzz target's run inside `make test`.
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 15
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: test-deps
 	$(Q)$(MAKE) --no-print-directory -j$(JOBS) tests

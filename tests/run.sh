@@ -120,6 +120,14 @@ if [ -n "$fuzz_dir" ]; then
         name=$(basename "$fz")
         [ -n "$filter" ] && ! [[ "fuzz/$name" =~ $filter ]] && continue
         seeds="tests/fuzz/corpus/${name#fuzz_}"
+        if [ ! -d "$seeds" ]; then
+            # A target without its committed seeds would start from nothing
+            # (and libFuzzer exits at once on a missing directory).
+            run_one "fuzz:$name" "$logs/$name.log" 10 \
+                bash -c 'echo "# no seed corpus at $1 (fuzz_NAME reads tests/fuzz/corpus/NAME)"; echo "not ok - $0: no seed corpus"' \
+                    "$name" "$seeds"
+            continue
+        fi
         work=$(mktemp -d "${TMPDIR:-/tmp}/mg-fuzz.XXXXXX")
         mkdir -p "$work/corpus"
         dict=()
