@@ -412,6 +412,41 @@ for t in $targets; do
     stop_pid "${pid[$t-idle]}"
 done
 
+# --- syscalls per request (strace -c) --------------------------------------
+# What a proxy costs per request is mostly its system calls (loopback: each
+# send/recv is a trip through the kernel's TCP stack). strace slows the
+# traced process a lot, so this only counts; it runs after everything timed.
+
+declare -A SYS
+if [ "${BENCH_STRACE:-1}" = 1 ] && command -v strace >/dev/null; then
+    for kind in plain stream; do
+        if [ "$kind" = plain ]; then
+            sim_knobs '{"ttft_ms":0,"itl_ms":0}'; n=2000
+        else
+            sim_knobs '{"ttft_ms":50,"itl_ms":10}'; n=128
+        fi
+        for t in $targets; do
+            [ "$t" = direct ] && continue
+            # Warm: 32 client and upstream connections open before counting.
+            "$ttft" --connect "127.0.0.1:${port[$t]}" --conns 32 --requests 32 --duration-ms 0 \
+                --body-file "$work/body-$kind.json" >/dev/null || die "warm-up against $t failed"
+            strace -c -f -q -p "${pid[$t]}" -o "$work/strace.$t.$kind" 2>"$work/strace.err" &
+            st=$!
+            pids+=("$st")
+            sleep 0.5
+            "$ttft" --connect "127.0.0.1:${port[$t]}" --conns 32 --requests "$n" --duration-ms 0 \
+                --timeout-ms 60000 --body-file "$work/body-$kind.json" >/dev/null ||
+                die "the strace run against $t failed"
+            sleep 0.2
+            stop_pid "$st"
+            SYS[$t,$kind]=$(awk -v n="$n" '$4 ~ /^[0-9]+$/ && $NF != "total" { printf "%s %.2f\n", $NF, $4 / n }' \
+                "$work/strace.$t.$kind" | sort -k2,2gr | head -6 | awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2 }')
+            SYS[$t,$kind,total]=$(awk -v n="$n" '$NF == "total" { printf "%.2f", $4 / n }' "$work/strace.$t.$kind")
+            echo "syscalls $kind $t: ${SYS[$t,$kind,total]} per request (${SYS[$t,$kind]})"
+        done
+    done
+fi
+
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 elapsed=$(( $(date +%s) - t0 ))
 echo "run-sidecar: measured in ${elapsed}s"
@@ -549,6 +584,17 @@ proxy also holds its upstream connections):
 $mem_table
 EOF
 )
+if [ -n "${SYS[haproxy,plain,total]-}${SYS[nginx,plain,total]-}${SYS[sidecar,plain,total]-}" ]; then
+    sys_table="| target | non-streaming: syscalls per request | streaming: syscalls per request (34 SSE events each) |"$'\n'
+    sys_table+="| --- | --- | --- |"$'\n'
+    for t in $targets; do
+        [ "$t" = direct ] && continue
+        sys_table+="| $t | ${SYS[$t,plain,total]-n/a}: ${SYS[$t,plain]-} | ${SYS[$t,stream,total]-n/a}: ${SYS[$t,stream]-} |"$'\n'
+    done
+    section+=$'\n\n'"System calls per request in the proxy (\`strace -c -f\` attached after warm-up, 2000
+non-streaming and 128 streamed requests over 32 keep-alive connections; the
+six most frequent calls):"$'\n\n'"$sys_table"
+fi
 if [ -n "$verdicts" ]; then
     section+=$'\n\n'"Targets (issue 4), on this run:"$'\n\n'"$verdicts"
 fi
