@@ -29,7 +29,7 @@
  * and VmHWM of --pid: the memory a server spends on idle keep-alive clients.
  *
  * Output: a summary for people, or one JSON line with --json (flat keys,
- * times in ms). Exit status 0 when every request got a 2xx answer, 1 when
+ * times in ms; -1 where there was no sample). Exit status 0 when every request got a 2xx answer, 1 when
  * some did not (non-2xx, reset, timeout) or none completed, 2 on bad usage
  * or setup failure. */
 #define _GNU_SOURCE
@@ -465,15 +465,18 @@ static void print_results(int json)
     printf("%" PRIu64 " requests in %.2f s (%.1f/s) on %u connections (%" PRIu64
            " opened): %" PRIu64 " ok, %" PRIu64 " non-2xx, %" PRIu64 " failed\n",
            ok + non2xx + errors, secs, rps, nconns, conns_opened, ok, non2xx, errors);
-    printf("time to first byte   p50 %8.3f ms  p90 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n",
-           series_pct(&s_ttfb, 0.50), series_pct(&s_ttfb, 0.90), series_pct(&s_ttfb, 0.99),
-           series_pct(&s_ttfb, 1.0));
-    printf("gap between events   p10 %8.3f ms  p50 %8.3f ms  p90 %8.3f ms  p99 %8.3f ms"
-           "  (%zu gaps, %.1f events per request)\n",
-           series_pct(&s_gap, 0.10), series_pct(&s_gap, 0.50), series_pct(&s_gap, 0.90),
-           series_pct(&s_gap, 0.99), s_gap.n, epr);
-    printf("request duration     p50 %8.3f ms  p99 %8.3f ms\n", series_pct(&s_dur, 0.50),
-           series_pct(&s_dur, 0.99));
+    if (s_ttfb.n)
+        printf("time to first byte   p50 %8.3f ms  p90 %8.3f ms  p99 %8.3f ms  max %8.3f ms\n",
+               series_pct(&s_ttfb, 0.50), series_pct(&s_ttfb, 0.90), series_pct(&s_ttfb, 0.99),
+               series_pct(&s_ttfb, 1.0));
+    if (s_gap.n)
+        printf("gap between events   p10 %8.3f ms  p50 %8.3f ms  p90 %8.3f ms  p99 %8.3f ms"
+               "  (%zu gaps, %.1f events per request)\n",
+               series_pct(&s_gap, 0.10), series_pct(&s_gap, 0.50), series_pct(&s_gap, 0.90),
+               series_pct(&s_gap, 0.99), s_gap.n, epr);
+    if (s_dur.n)
+        printf("request duration     p50 %8.3f ms  p99 %8.3f ms\n", series_pct(&s_dur, 0.50),
+               series_pct(&s_dur, 0.99));
     if (rss_kb >= 0)
         printf("pid %ld after %" PRIu64 " ms with %u idle connections: VmRSS %ld KiB, VmHWM %ld KiB\n",
                server_pid, hold_ms, nconns, rss_kb, hwm_kb);
@@ -618,9 +621,10 @@ int main(int argc, char **argv)
     if (!t_end)
         t_end = mg_now_ns();
 
-    qsort(s_ttfb.v, s_ttfb.n, sizeof *s_ttfb.v, cmp_u32);
-    qsort(s_gap.v, s_gap.n, sizeof *s_gap.v, cmp_u32);
-    qsort(s_dur.v, s_dur.n, sizeof *s_dur.v, cmp_u32);
+    struct tt_series *all[] = {&s_ttfb, &s_gap, &s_dur};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]->n > 0)
+            qsort(all[i]->v, all[i]->n, sizeof *all[i]->v, cmp_u32);
     print_results(json);
     if (oom)
         fprintf(stderr, "ttft: out of memory for %" PRIu64 " samples\n", oom);
