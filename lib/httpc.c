@@ -912,6 +912,8 @@ static int req_start(struct mg_httpc *cl, struct mg_httpc_endpoint *ep, struct m
         rc = conn_connect(cl, ep, &c);
         if (rc < 0)
             return rc;
+        if (req->connect_timeout_ms)
+            c->connect_deadline = mg_loop_now(cl->loop) + req->connect_timeout_ms;
     }
     rc = conn_prepare(c, req);
     if (rc < 0) {

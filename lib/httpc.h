@@ -99,7 +99,10 @@ struct mg_httpc_req {
     unsigned stream_body : 1;
     unsigned no_retry : 1;
     int64_t stream_length;
-    /* 0: the client's defaults. */
+    /* 0: the client's defaults. connect_timeout_ms applies when the request
+     * opens a new connection (a pooled one is already connected); a
+     * transparent retry's connect gets it too. */
+    uint32_t connect_timeout_ms;
     uint32_t head_timeout_ms;
     uint32_t read_timeout_ms;
 

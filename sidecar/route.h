@@ -9,7 +9,13 @@
  *      weight > 0: the same value goes to the same version while the
  *      weights stay, and a weight change moves only the keys that must move
  *      (keys leave only versions whose share fell, and arrive only at
- *      versions whose share rose);
+ *      versions whose share rose); exact for two versions and for a change
+ *      of one version's weight. When several weights of 3+ versions change
+ *      at once, versions whose share did not change may also trade keys
+ *      (no stateless scheme avoids that for every change; 50/30/20 ->
+ *      30/30/40 moves 25% of keys, 20% being the minimum), but keys still
+ *      never arrive at a version whose weight fell nor leave one whose
+ *      weight rose;
  *   3. otherwise a weighted random draw from rng.
  * A route whose weights are all 0 serves only match rules (-ENOENT).
  *

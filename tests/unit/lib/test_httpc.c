@@ -764,6 +764,50 @@ static void t_connect_timeout(void)
     close(lfd);
 }
 
+/* The request's own connect timeout wins over the client's (the sidecar
+ * sets one per route). */
+static void t_connect_timeout_per_request(void)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    REQUIRE(bind(lfd, (struct sockaddr *)&sin, sizeof sin) == 0);
+    REQUIRE(listen(lfd, 0) == 0);
+    socklen_t sl = sizeof sin;
+    getsockname(lfd, (struct sockaddr *)&sin, &sl);
+    int fill[4];
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        connect(fill[i], (struct sockaddr *)&sin, sizeof sin);
+    }
+    usleep(50000);
+    struct mg_httpc_config cfg;
+    mg_httpc_config_default(&cfg);
+    cfg.connect_timeout_ms = 5000;
+    struct mg_httpc *cl;
+    REQUIRE(mg_httpc_new(loop, &cfg, &cl) == 0);
+    char a[64];
+    snprintf(a, sizeof a, "127.0.0.1:%d", ntohs(sin.sin_port));
+    struct mg_httpc_endpoint *ep;
+    REQUIRE(mg_httpc_endpoint(cl, a, &ep, NULL) == 0);
+    struct result r;
+    r_init(&r, "GET", "/");
+    r.req.connect_timeout_ms = 150;
+    mg_loop_update_time(loop);
+    uint64_t t0 = mg_now_ns();
+    REQUIRE(mg_httpc_send(cl, ep, &r.req) == 0);
+    REQUIRE(wait_for(&r, 3000));
+    uint64_t el = (mg_now_ns() - t0) / 1000000u;
+    CHECK_EQ_INT(r.failed, 1);
+    CHECK_EQ_INT(r.kind, MG_HTTPC_ERR_CONNECT_TIMEOUT);
+    if (el < 149 || el >= 1000)
+        printf("# connect timeout after %llu ms\n", (unsigned long long)el);
+    CHECK(el >= 149 && el < 1000);
+    mg_httpc_free(cl);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(lfd);
+}
+
 static void t_1xx_eof_body_and_connection_close(void)
 {
     struct mg_httpc *cl = new_client(0, 0);
@@ -845,6 +889,7 @@ int main(void)
     RUN(t_reset_while_paused_does_not_spin);
     RUN(t_error_kinds);
     RUN(t_connect_timeout);
+    RUN(t_connect_timeout_per_request);
     RUN(t_1xx_eof_body_and_connection_close);
     RUN(t_send_argument_errors);
     mg_loop_run_once(loop, 0);
