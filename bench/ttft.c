@@ -18,7 +18,8 @@
  *     to first token);
  *   - the gaps between SSE events: the time between the reads that
  *     completed consecutive events (an event ends with an empty line). A
- *     proxy that buffers shows gaps near 0 where the server spaced them;
+ *     proxy that buffers shows gaps near 0 where the server spaced them
+ *     (the share of gaps under 1 ms is reported as "bunched");
  *   - the whole request's duration.
  * Requests still running --timeout-ms after the start are cancelled and
  * counted as errors, so a run is bounded in time whatever the server does.
@@ -54,6 +55,9 @@
 #define TT_MAX_SAMPLES ((size_t)1 << 22)   /* per series: 16 MiB of uint32 */
 #define TT_MAX_VALUES 16                   /* distinct --by-header values */
 #define TT_MAX_VALUE_LEN 64
+/* Events closer than this arrived in one burst: a server spacing tokens
+ * apart never sends them that close, a buffering proxy does. */
+#define TT_BUNCHED_NS 1000000u
 
 /* One series of samples in microseconds, grown on demand up to a cap:
  * past it samples are counted, not kept (the percentiles then cover the
@@ -96,6 +100,7 @@ static uint64_t t_start, t_end;
 static int stopping;                /* no new requests */
 static unsigned active;
 static uint64_t started, ok, non2xx, errors, events, oom;
+static uint64_t gaps_bunched;       /* gaps under TT_BUNCHED_NS */
 static long rss_kb = -1, hwm_kb = -1;
 static struct tt_series s_ttfb, s_gap, s_dur;
 static char values[TT_MAX_VALUES][TT_MAX_VALUE_LEN + 1];
@@ -242,8 +247,11 @@ static void on_body(struct mg_httpc_req *req, const char *p, size_t n)
         }
         if (s->after_nl) {
             events++;
-            if (s->t_event)
+            if (s->t_event) {
                 series_add(&s_gap, now - s->t_event);
+                if (now - s->t_event < TT_BUNCHED_NS)
+                    gaps_bunched++;
+            }
             s->t_event = now;
             s->after_nl = 0;
         } else {
@@ -437,6 +445,8 @@ static void print_results(int json)
     conns_opened = st.created;
     reused = st.reused;
     double epr = ok ? (double)events / (double)ok : 0;
+    uint64_t ngaps = s_gap.n + s_gap.dropped;
+    double bunched_pct = ngaps ? 100.0 * (double)gaps_bunched / (double)ngaps : 0;
     if (json) {
         printf("{\"requests\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"non2xx\":%" PRIu64
                ",\"errors\":%" PRIu64 ",\"conns\":%u,\"conns_opened\":%" PRIu64
@@ -446,9 +456,10 @@ static void print_results(int json)
                series_pct(&s_ttfb, 0.50), series_pct(&s_ttfb, 0.90), series_pct(&s_ttfb, 0.99),
                series_pct(&s_ttfb, 1.0));
         printf(",\"gap_p10_ms\":%.3f,\"gap_p50_ms\":%.3f,\"gap_p90_ms\":%.3f,\"gap_p99_ms\":%.3f"
-               ",\"gap_max_ms\":%.3f,\"gaps\":%zu,\"events_per_request\":%.2f",
+               ",\"gap_max_ms\":%.3f,\"gaps\":%zu,\"gaps_under_1ms_pct\":%.2f"
+               ",\"events_per_request\":%.2f",
                series_pct(&s_gap, 0.10), series_pct(&s_gap, 0.50), series_pct(&s_gap, 0.90),
-               series_pct(&s_gap, 0.99), series_pct(&s_gap, 1.0), s_gap.n, epr);
+               series_pct(&s_gap, 0.99), series_pct(&s_gap, 1.0), s_gap.n, bunched_pct, epr);
         printf(",\"dur_p50_ms\":%.3f,\"dur_p99_ms\":%.3f,\"rss_kb\":%ld,\"hwm_kb\":%ld",
                series_pct(&s_dur, 0.50), series_pct(&s_dur, 0.99), rss_kb, hwm_kb);
         if (by_header) {
@@ -471,9 +482,9 @@ static void print_results(int json)
                series_pct(&s_ttfb, 1.0));
     if (s_gap.n)
         printf("gap between events   p10 %8.3f ms  p50 %8.3f ms  p90 %8.3f ms  p99 %8.3f ms"
-               "  (%zu gaps, %.1f events per request)\n",
+               "\n                     %zu gaps, %.1f%% under 1 ms (bunched); %.1f events per request\n",
                series_pct(&s_gap, 0.10), series_pct(&s_gap, 0.50), series_pct(&s_gap, 0.90),
-               series_pct(&s_gap, 0.99), s_gap.n, epr);
+               series_pct(&s_gap, 0.99), s_gap.n, bunched_pct, epr);
     if (s_dur.n)
         printf("request duration     p50 %8.3f ms  p99 %8.3f ms\n", series_pct(&s_dur, 0.50),
                series_pct(&s_dur, 0.99));

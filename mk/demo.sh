@@ -48,7 +48,7 @@ used_ports=
 free_port() {   # VAR
     local fp
     for _ in $(seq 100); do
-        fp=$((20000 + RANDOM % 40000))
+        fp=$((10000 + RANDOM % 22000))   # below the ephemeral range (32768+), where client sockets would collide
         case " $used_ports " in *" $fp "*) continue ;; esac
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$fp") 2>/dev/null; then
             used_ports+=" $fp"
@@ -69,14 +69,14 @@ wait_http() {   # URL PID LOG
 }
 
 # Two versions of the model. v2 is the canary: slower to its first token
-# (the jitter spreads both, as a real server's queue does) and it fails 3%
+# (the jitter spreads both, as a real server's queue does) and it fails 5%
 # of its requests.
 free_port p1; free_port p2; free_port pdata; free_port padmin
 "$sim" --listen "127.0.0.1:$p1" --model "$model" --version v1 --ttft-ms 80 --itl-ms 20 \
     --jitter-pct 40 --tokens 24 --seed 1 --log-level warn >"$work/v1.log" 2>&1 &
 pids+=($!); pid_v1=$!
 "$sim" --listen "127.0.0.1:$p2" --model "$model" --version v2 --ttft-ms 250 --itl-ms 20 \
-    --jitter-pct 40 --tokens 24 --error-rate 0.03 --error-status 500 --seed 2 \
+    --jitter-pct 40 --tokens 24 --error-rate 0.05 --error-status 500 --seed 2 \
     --log-level warn >"$work/v2.log" 2>&1 &
 pids+=($!); pid_v2=$!
 wait_http "http://127.0.0.1:$p1/health" "$pid_v1" "$work/v1.log"
@@ -104,7 +104,7 @@ admin=http://127.0.0.1:$padmin
 echo "modelgate demo: a canary release of $model behind the sidecar"
 echo
 echo "  v1  modelsim (pid $pid_v1) on :$p1   80 ms to the first token (+0-40%), 20 ms per token"
-echo "  v2  modelsim (pid $pid_v2) on :$p2  250 ms to the first token (+0-40%), 20 ms per token, 3% errors"
+echo "  v2  modelsim (pid $pid_v2) on :$p2  250 ms to the first token (+0-40%), 20 ms per token, 5% errors"
 echo "  modelgate-sidecar (pid $pid_sc) on $url sends 90% of requests to v1, 10% to v2;"
 echo "  its metrics are on $admin/metrics. The route table:"
 echo
