@@ -28,6 +28,8 @@
  * x-modelgate-version). --hold-ms keeps the connections open and idle after
  * the last request (they sit in the client's pool) and then samples VmRSS
  * and VmHWM of --pid: the memory a server spends on idle keep-alive clients.
+ * --open-only instead opens --conns connections that send nothing, holds
+ * them --hold-ms and samples --pid: the cost of a connection as such.
  *
  * Output: a summary for people, or one JSON line with --json (flat keys,
  * times in ms; -1 where there was no sample). Exit status 0 when every request got a 2xx answer, 1 when
@@ -42,11 +44,14 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TT_MAX_CONNS 20000
@@ -426,13 +431,67 @@ static int add_header(const char *arg)
     return 0;
 }
 
+/* --open-only: connections that never send, held open while --pid is
+ * sampled. 0, or 1 when some did not connect. */
+static int run_open_only(const char *connect_to, int json)
+{
+    struct sockaddr_storage ss;
+    unsigned sslen;
+    const char *err = NULL;
+    if (mg_resolve_tcp(connect_to, &ss, &sslen, &err) < 0) {
+        fprintf(stderr, "ttft: %s: %s\n", connect_to, err ? err : "cannot resolve");
+        return 2;
+    }
+    int *fds = calloc(nconns, sizeof *fds);
+    if (!fds) {
+        fprintf(stderr, "ttft: out of memory\n");
+        return 2;
+    }
+    unsigned opened = 0;
+    for (unsigned i = 0; i < nconns; i++) {
+        int in_progress = 0;
+        fds[i] = mg_connect_tcp((struct sockaddr *)&ss, sslen, &in_progress);
+        if (fds[i] < 0) {
+            fprintf(stderr, "ttft: connect %u: %s\n", i, strerror(-fds[i]));
+            continue;
+        }
+        if (in_progress) {
+            struct pollfd pfd = {.fd = fds[i], .events = POLLOUT};
+            if (poll(&pfd, 1, 2000) != 1 || mg_sock_error(fds[i]) != 0) {
+                fprintf(stderr, "ttft: connect %u did not complete\n", i);
+                close(fds[i]);
+                fds[i] = -1;
+                continue;
+            }
+        }
+        opened++;
+    }
+    /* Let the server accept and register them all, then look. */
+    struct timespec ts = {.tv_sec = (time_t)(hold_ms / 1000), .tv_nsec = (long)(hold_ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+    rss_kb = proc_status_kb(server_pid, "VmRSS");
+    hwm_kb = proc_status_kb(server_pid, "VmHWM");
+    if (json)
+        printf("{\"conns\":%u,\"opened\":%u,\"rss_kb\":%ld,\"hwm_kb\":%ld}\n", nconns, opened,
+               rss_kb, hwm_kb);
+    else
+        printf("%u of %u connections open and silent for %" PRIu64 " ms; pid %ld: VmRSS %ld KiB, "
+               "VmHWM %ld KiB\n", opened, nconns, hold_ms, server_pid, rss_kb, hwm_kb);
+    for (unsigned i = 0; i < nconns; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+    return opened == nconns ? 0 : 1;
+}
+
 static void usage(void)
 {
     fprintf(stderr,
             "usage: ttft --connect HOST:PORT [--conns N] [--duration-ms MS] [--requests N]\n"
             "            [--timeout-ms MS] [--path PATH] [--body-file F | --model NAME]\n"
             "            [--header 'Name: value']... [--by-header NAME]\n"
-            "            [--hold-ms MS --pid PID] [--json]\n");
+            "            [--hold-ms MS --pid PID] [--open-only] [--json]\n");
 }
 
 static void print_results(int json)
@@ -507,7 +566,7 @@ int main(int argc, char **argv)
 {
     const char *connect_to = NULL, *body_file = NULL, *model = "llama-3-8b-instruct";
     uint64_t timeout_ms = 0, v;
-    int json = 0, rc = 2;
+    int json = 0, open_only = 0, rc = 2;
     static const struct option opts[] = {
         {"connect", required_argument, NULL, 'c'},   {"conns", required_argument, NULL, 'n'},
         {"duration-ms", required_argument, NULL, 'd'}, {"requests", required_argument, NULL, 'r'},
@@ -516,6 +575,7 @@ int main(int argc, char **argv)
         {"header", required_argument, NULL, 'H'},    {"by-header", required_argument, NULL, 'B'},
         {"hold-ms", required_argument, NULL, 'h'},   {"pid", required_argument, NULL, 'p'},
         {"json", no_argument, NULL, 'j'},            {"help", no_argument, NULL, '?'},
+        {"open-only", no_argument, NULL, 'O'},
         {0, 0, 0, 0},
     };
     int c;
@@ -547,12 +607,21 @@ int main(int argc, char **argv)
             by_header_len = strlen(optarg);
             break;
         case 'j': json = 1; break;
+        case 'O': open_only = 1; break;
         default: usage(); return 2;
         }
     }
     if (optind < argc || !connect_to) {
         usage();
         return 2;
+    }
+    if (open_only) {
+        struct rlimit orl;
+        if (getrlimit(RLIMIT_NOFILE, &orl) == 0 && orl.rlim_cur < orl.rlim_max) {
+            orl.rlim_cur = orl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &orl);
+        }
+        return run_open_only(connect_to, json);
     }
     if (duration_ms == 0 && max_requests == 0) {
         fprintf(stderr, "ttft: set --duration-ms or --requests (a run must be bounded)\n");
