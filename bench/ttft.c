@@ -25,7 +25,7 @@
  * counted as errors, so a run is bounded in time whatever the server does.
  *
  * --by-header NAME counts responses per value of a response header (e.g.
- * x-modelgate-version). --hold-ms keeps the connections open and idle after
+ * x-modelgate-version), with the time to first byte of each. --hold-ms keeps the connections open and idle after
  * the last request (they sit in the client's pool) and then samples VmRSS
  * and VmHWM of --pid: the memory a server spends on idle keep-alive clients.
  * --open-only instead opens --conns connections that send nothing, holds
@@ -110,6 +110,7 @@ static long rss_kb = -1, hwm_kb = -1;
 static struct tt_series s_ttfb, s_gap, s_dur;
 static char values[TT_MAX_VALUES][TT_MAX_VALUE_LEN + 1];
 static uint64_t value_count[TT_MAX_VALUES + 1];   /* the last one: other values */
+static struct tt_series s_ttfb_by[TT_MAX_VALUES + 1];
 static unsigned nvalues;
 static struct mg_timer t_duration, t_timeout, t_hold;
 
@@ -222,7 +223,14 @@ static void on_head(struct mg_httpc_req *req, const struct mg_h1_msg *msg)
                 return;
             }
         if (nvalues < TT_MAX_VALUES) {
-            memcpy(values[nvalues], h->value, vl);
+            /* Kept printable and JSON-safe: anything unusual becomes '_'. */
+            for (size_t k = 0; k < vl; k++) {
+                char ch = h->value[k];
+                int plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                            (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_' ||
+                            ch == ':' || ch == '/';
+                values[nvalues][k] = plain ? ch : '_';
+            }
             values[nvalues][vl] = '\0';
             s->value = (int)nvalues++;
         } else {
@@ -241,6 +249,8 @@ static void on_body(struct mg_httpc_req *req, const char *p, size_t n)
     if (!s->got_body) {
         s->got_body = 1;
         series_add(&s_ttfb, now - s->t_send);
+        if (s->value >= 0)
+            series_add(&s_ttfb_by[s->value], now - s->t_send);
     }
     /* Every event that ends in this read ends now. */
     for (size_t i = 0; i < n; i++) {
@@ -523,10 +533,16 @@ static void print_results(int json)
                series_pct(&s_dur, 0.50), series_pct(&s_dur, 0.99), rss_kb, hwm_kb);
         if (by_header) {
             printf(",\"by_header\":{");
-            for (unsigned k = 0; k < nvalues; k++)
-                printf("%s\"%s\":%" PRIu64, k ? "," : "", values[k], value_count[k]);
-            if (value_count[TT_MAX_VALUES])
-                printf("%s\"(other)\":%" PRIu64, nvalues ? "," : "", value_count[TT_MAX_VALUES]);
+            for (unsigned k = 0; k <= TT_MAX_VALUES; k++) {
+                if (k == nvalues && k < TT_MAX_VALUES)
+                    k = TT_MAX_VALUES;
+                if (k == TT_MAX_VALUES && !value_count[k])
+                    break;
+                printf("%s\"%s\":{\"responses\":%" PRIu64 ",\"ttft_p50_ms\":%.3f,"
+                       "\"ttft_p99_ms\":%.3f}",
+                       k ? "," : "", k < TT_MAX_VALUES ? values[k] : "(other)", value_count[k],
+                       series_pct(&s_ttfb_by[k], 0.50), series_pct(&s_ttfb_by[k], 0.99));
+            }
             printf("}");
         }
         printf("}\n");
@@ -551,12 +567,19 @@ static void print_results(int json)
         printf("pid %ld after %" PRIu64 " ms with %u idle connections: VmRSS %ld KiB, VmHWM %ld KiB\n",
                server_pid, hold_ms, nconns, rss_kb, hwm_kb);
     if (by_header) {
-        printf("by %s:", by_header);
-        for (unsigned k = 0; k < nvalues; k++)
-            printf(" %s %" PRIu64, values[k], value_count[k]);
-        if (value_count[TT_MAX_VALUES])
-            printf(" (other) %" PRIu64, value_count[TT_MAX_VALUES]);
-        printf("\n");
+        printf("by %s:\n", by_header);
+        for (unsigned k = 0; k <= TT_MAX_VALUES; k++) {
+            if (k == nvalues && k < TT_MAX_VALUES)
+                k = TT_MAX_VALUES;
+            if (k == TT_MAX_VALUES && !value_count[k])
+                break;
+            printf("  %-16s %8" PRIu64 " responses", k < TT_MAX_VALUES ? values[k] : "(other)",
+                   value_count[k]);
+            if (s_ttfb_by[k].n)
+                printf(", time to first byte p50 %8.3f ms  p99 %8.3f ms",
+                       series_pct(&s_ttfb_by[k], 0.50), series_pct(&s_ttfb_by[k], 0.99));
+            printf("\n");
+        }
     }
     if (s_ttfb.dropped || s_gap.dropped || s_dur.dropped)
         printf("(samples past %zu per series were counted but not kept)\n", TT_MAX_SAMPLES);
@@ -705,6 +728,9 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]->n > 0)
             qsort(all[i]->v, all[i]->n, sizeof *all[i]->v, cmp_u32);
+    for (size_t i = 0; i <= TT_MAX_VALUES; i++)
+        if (s_ttfb_by[i].n > 0)
+            qsort(s_ttfb_by[i].v, s_ttfb_by[i].n, sizeof *s_ttfb_by[i].v, cmp_u32);
     print_results(json);
     if (oom)
         fprintf(stderr, "ttft: out of memory for %" PRIu64 " samples\n", oom);
@@ -717,6 +743,8 @@ out:
     free(slots);
     free(body);
     free(s_ttfb.v);
+    for (size_t i = 0; i <= TT_MAX_VALUES; i++)
+        free(s_ttfb_by[i].v);
     free(s_gap.v);
     free(s_dur.v);
     return rc;

@@ -68,15 +68,15 @@ wait_http() {   # URL PID LOG
     die "$1 did not come up"
 }
 
-# Two versions of the model. v2 is the canary: slower to its first token
-# (the jitter spreads both, as a real server's queue does) and it fails 5%
-# of its requests.
+# Two versions of the model. v2 is the canary: slower to its first token,
+# and it fails 5% of its requests. (No jitter: modelsim draws it from the
+# prompt, and the load repeats one prompt.)
 free_port p1; free_port p2; free_port pdata; free_port padmin
 "$sim" --listen "127.0.0.1:$p1" --model "$model" --version v1 --ttft-ms 80 --itl-ms 20 \
-    --jitter-pct 40 --tokens 24 --seed 1 --log-level warn >"$work/v1.log" 2>&1 &
+    --tokens 24 --seed 1 --log-level warn >"$work/v1.log" 2>&1 &
 pids+=($!); pid_v1=$!
 "$sim" --listen "127.0.0.1:$p2" --model "$model" --version v2 --ttft-ms 250 --itl-ms 20 \
-    --jitter-pct 40 --tokens 24 --error-rate 0.05 --error-status 500 --seed 2 \
+    --tokens 24 --error-rate 0.05 --error-status 500 --seed 2 \
     --log-level warn >"$work/v2.log" 2>&1 &
 pids+=($!); pid_v2=$!
 wait_http "http://127.0.0.1:$p1/health" "$pid_v1" "$work/v1.log"
@@ -103,8 +103,8 @@ admin=http://127.0.0.1:$padmin
 
 echo "modelgate demo: a canary release of $model behind the sidecar"
 echo
-echo "  v1  modelsim (pid $pid_v1) on :$p1   80 ms to the first token (+0-40%), 20 ms per token"
-echo "  v2  modelsim (pid $pid_v2) on :$p2  250 ms to the first token (+0-40%), 20 ms per token, 5% errors"
+echo "  v1  modelsim (pid $pid_v1) on :$p1   80 ms to the first token, 20 ms per token"
+echo "  v2  modelsim (pid $pid_v2) on :$p2 250 ms to the first token, 20 ms per token, 5% errors"
 echo "  modelgate-sidecar (pid $pid_sc) on $url sends 90% of requests to v1, 10% to v2;"
 echo "  its metrics are on $admin/metrics. The route table:"
 echo
@@ -226,9 +226,14 @@ awk -v model="$model" '
     }' "$work/metrics.txt"
 echo
 echo "  requests and errors: modelgate_requests_total{version,code} (errors: non-2xx answers);"
-echo "  TTFT: histogram_quantile over modelgate_time_to_first_token_seconds{model,version} buckets."
+buckets=$(sed -n 's/^modelgate_time_to_first_token_seconds_bucket{.*le="\([^"]*\)".*/\1/p' \
+    "$work/metrics.txt" | awk '!seen[$0]++' | paste -sd' ' -)
+echo "  TTFT: modelgate_time_to_first_token_seconds{model,version}; each quantile is interpolated"
+echo "  inside its bucket, as Prometheus' histogram_quantile() does, so it is only as fine as the"
+echo "  buckets (upper bounds, s: ${buckets:-?})."
+echo "  The client's own measurement follows."
 echo
-echo "== the load generator's own view (time to first byte over all versions):"
+echo "== the load generator's view (bench/ttft: time from sending to the first byte, per version):"
 sed 's/^/  /' "$work/load.out"
 [ -s "$work/load.err" ] && sed 's/^/  /' "$work/load.err"
 echo
