@@ -66,6 +66,10 @@ enum mg_httpc_error {
 /* "connect failed", ... for logs. */
 const char *mg_httpc_strerror(enum mg_httpc_error kind);
 
+/* The final response head. msg and the bytes it points to stay valid (and
+ * unchanged) until the request ends: through on_done or on_error, or until
+ * mg_httpc_cancel(). A proxy may so answer its own client later, e.g. with
+ * the first body bytes. */
 typedef void (*mg_httpc_head_cb)(struct mg_httpc_req *req, const struct mg_h1_msg *msg);
 /* Body bytes, valid during the call only. */
 typedef void (*mg_httpc_body_cb)(struct mg_httpc_req *req, const char *p, size_t n);

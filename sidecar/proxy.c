@@ -238,6 +238,7 @@ struct sc_req {
     struct sc_rt_version *ver;
     unsigned ep;
     struct mg_httpc_req up;
+    const struct mg_h1_msg *umsg;     /* the upstream head, until the request ends */
     struct sc_sse sse;
     uint64_t t0_ns, t_sent_ns;
     uint64_t ft_deadline, total_deadline;   /* loop ms, 0: none */
@@ -246,6 +247,7 @@ struct sc_req {
     int uperr;                        /* enum sc_uperr, -1 none */
     unsigned up_active : 1;           /* the upstream request runs */
     unsigned started : 1;             /* our response head went out */
+    unsigned ended : 1;               /* and all of it (answered whole) */
     unsigned stream : 1;              /* "stream": true */
     unsigned body_failed : 1;         /* the body was refused: ignore the rest */
     unsigned close : 1;               /* answer with Connection: close */
@@ -427,25 +429,25 @@ static void hex64(char *out, uint64_t v)
     }
 }
 
-static void set_reqid(struct sc_req *r)
+/* The client's x-request-id (v, n; NULL when absent) when it is 1..128
+ * visible ASCII characters, else 32 random hex digits. out has
+ * REQID_MAX + 1 bytes; returns the length. */
+static uint16_t make_reqid(char *out, const char *v, size_t n, struct sc_rng *rng)
 {
-    size_t n;
-    const char *v = mg_httpd_req_header(r->down, "x-request-id", &n);
     if (v && n > 0 && n <= REQID_MAX) {
         size_t i = 0;
         while (i < n && (unsigned char)v[i] > 0x20 && (unsigned char)v[i] < 0x7f)
             i++;
         if (i == n) {
-            memcpy(r->reqid, v, n);
-            r->reqid[n] = '\0';
-            r->reqid_len = (uint16_t)n;
-            return;
+            memcpy(out, v, n);
+            out[n] = '\0';
+            return (uint16_t)n;
         }
     }
-    hex64(r->reqid, sc_rng_next(&r->w->rng));
-    hex64(r->reqid + 16, sc_rng_next(&r->w->rng));
-    r->reqid[32] = '\0';
-    r->reqid_len = 32;
+    hex64(out, sc_rng_next(rng));
+    hex64(out + 16, sc_rng_next(rng));
+    out[32] = '\0';
+    return 32;
 }
 
 static int lowhex(const char *p, size_t n, int *nonzero)
@@ -461,14 +463,12 @@ static int lowhex(const char *p, size_t n, int *nonzero)
     return 1;
 }
 
-/* W3C Trace Context: the client's trace id is kept with a new parent id
- * (ours); without a valid traceparent a new trace starts. */
-static void set_traceparent(struct sc_req *r)
+/* W3C Trace Context: the client's traceparent (v, n; NULL when absent)
+ * keeps its trace id and flags with a new parent id (ours); without a valid
+ * one a new trace starts. out gets TRACEPARENT_LEN + 1 bytes. */
+static void make_traceparent(char *t, const char *v, size_t n, struct sc_rng *rng)
 {
-    char *t = r->traceparent;
-    size_t n;
     int nz;
-    const char *v = mg_httpd_req_header(r->down, "traceparent", &n);
     int ok = v && n >= TRACEPARENT_LEN && lowhex(v, 2, &nz) && memcmp(v, "ff", 2) != 0 &&
              (memcmp(v, "00", 2) != 0 || n == TRACEPARENT_LEN) && v[2] == '-' &&
              lowhex(v + 3, 32, &nz) && nz && v[35] == '-' && lowhex(v + 36, 16, &nz) && nz &&
@@ -480,16 +480,16 @@ static void set_traceparent(struct sc_req *r)
     } else {
         uint64_t a;
         do
-            a = sc_rng_next(&r->w->rng);
+            a = sc_rng_next(rng);
         while (a == 0);
         hex64(t + 3, a);
-        hex64(t + 19, sc_rng_next(&r->w->rng));
+        hex64(t + 19, sc_rng_next(rng));
         memcpy(t + 53, "00", 2);
     }
     t[35] = '-';
     uint64_t p;
     do
-        p = sc_rng_next(&r->w->rng);
+        p = sc_rng_next(rng);
     while (p == 0);
     hex64(t + 36, p);
     t[52] = '-';
@@ -552,12 +552,15 @@ static int put(struct mg_buf *b, const char *p, size_t n)
     return mg_buf_append(b, p, n);
 }
 
-/* The upstream head, built once into r->head (a transparent retry sends
- * it again, so it lives as long as the request). */
-static int build_upstream_head(struct sc_req *r, const struct mg_h1_msg *m)
+/* The upstream head for the client's head m, built once into b (a
+ * transparent retry sends it again, so it lives as long as the request):
+ * the client's request line and headers minus hop-by-hop ones, Expect,
+ * x-request-id and traceparent; then Host (when the client sent none),
+ * ours, and the body's Content-Length. 0 or -errno. */
+static int build_upstream_head(struct mg_buf *b, const struct mg_h1_msg *m, const char *epname,
+                               const char *reqid, size_t reqid_len, const char *traceparent,
+                               size_t body_len)
 {
-    struct mg_buf *b = &r->head;
-    const char *epname = mg_httpc_endpoint_name(r->ver->eps[r->ep]);
     mg_buf_reset(b);
     b->max = m->head_len + UP_HEAD_EXTRA + strlen(epname);
     int rc = mg_buf_reserve(b, b->max);
@@ -588,10 +591,10 @@ static int build_upstream_head(struct sc_req *r, const struct mg_h1_msg *m)
         put(b, "\r\n", 2);
     }
     put(b, "x-request-id: ", 14);
-    put(b, r->reqid, r->reqid_len);
+    put(b, reqid, reqid_len);
     put(b, "\r\ntraceparent: ", 15);
-    put(b, r->traceparent, TRACEPARENT_LEN);
-    return mg_buf_printf(b, "\r\nContent-Length: %zu\r\n\r\n", r->body.len);
+    put(b, traceparent, TRACEPARENT_LEN);
+    return mg_buf_printf(b, "\r\nContent-Length: %zu\r\n\r\n", body_len);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -645,43 +648,72 @@ static void req_timer_cb(struct mg_loop *loop, struct mg_timer *t)
 /* ------------------------------------------------------------------------ */
 /* The upstream exchange. */
 
+/* The upstream head is kept, not passed on yet: our response starts with
+ * the first body bytes, so that a body that came whole with its head
+ * leaves in one write (head and body together), and a first-token timeout
+ * can still be answered with a clean 504. */
 static void up_head(struct mg_httpc_req *up, const struct mg_h1_msg *m)
 {
     struct sc_req *r = up->data;
+    enum sc_body_kind kind = SC_BODY_OTHER;
+    int i = mg_h1_find_header(m, "content-type", 0);
+    if (i >= 0)
+        kind = sc_sse_kind(m->headers[i].value, m->headers[i].value_len);
+    sc_sse_init(&r->sse, kind);
+    r->umsg = m;
+}
+
+/* Starts our response from the upstream head: its status and headers
+ * (hop-by-hop ones out, ours in). With whole, the body p[0..n) is the
+ * whole response body and goes out with the head. 0, or -1 when the
+ * request was given up (answered or aborted; the upstream cancelled). */
+static int down_start(struct sc_req *r, const char *p, size_t n, int whole)
+{
     struct sc_worker *w = r->w;
+    const struct mg_h1_msg *m = r->umsg;
     struct mg_h1_header *h = w->hdrs;
     int conn[8];
     unsigned nconn = connection_headers(m, conn, 8);
-    unsigned n = 0;
-    enum sc_body_kind kind = SC_BODY_OTHER;
+    unsigned nh = 0;
     for (unsigned i = 0; i < m->nheaders; i++) {
         const struct mg_h1_header *uh = &m->headers[i];
         if (skip_common(uh) || name_is(uh, "x-modelgate-version", 19) ||
             (nconn && listed_in_connection(m, conn, nconn, uh)))
             continue;
-        if (name_is(uh, "content-type", 12))
-            kind = sc_sse_kind(uh->value, uh->value_len);
-        h[n++] = *uh;
+        h[nh++] = *uh;
     }
-    h[n++] = (struct mg_h1_header)MG_HTTPD_HDR("x-modelgate-version", r->ver->cv->name);
-    h[n++] = (struct mg_h1_header){.name = "x-request-id", .name_len = 12, .value = r->reqid,
-                                   .value_len = r->reqid_len};
-    sc_sse_init(&r->sse, kind);
+    h[nh++] = (struct mg_h1_header)MG_HTTPD_HDR("x-modelgate-version", r->ver->cv->name);
+    h[nh++] = (struct mg_h1_header){.name = "x-request-id", .name_len = 12, .value = r->reqid,
+                                    .value_len = r->reqid_len};
+    int rc;
+    if (whole) {
+        rc = mg_httpd_respond(r->down, m->status, h, nh, p, n);
+        if (rc == 0) {
+            r->status = m->status;
+            r->started = r->ended = 1;
+            r->bytes += n;
+            return 0;
+        }
+        if (rc != -EMSGSIZE)
+            goto fail;
+    }
     int64_t len = m->framing == MG_H1_BODY_LENGTH ? (int64_t)m->content_length
                   : m->framing == MG_H1_BODY_NONE  ? 0
                                                    : -1;
-    int rc = mg_httpd_start(r->down, m->status, h, n, len);
+    rc = mg_httpd_start(r->down, m->status, h, nh, len);
     if (rc == 0) {
         r->status = m->status;
         r->started = 1;
-        return;
+        return 0;
     }
+fail:
     upstream_cancel(r);
     if (rc == -ENOTCONN)
-        return;   /* the client is gone: on_end follows */
+        return -1;   /* the client is gone: on_end follows */
     r->uperr = SC_UPERR_PROTOCOL;
     req_error(r, 502, "upstream_error", "upstream_protocol_error", NULL,
               "the upstream's response head cannot be passed on (%s)", strerror(-rc));
+    return -1;
 }
 
 static void up_body(struct mg_httpc_req *up, const char *p, size_t n)
@@ -698,6 +730,12 @@ static void up_body(struct mg_httpc_req *up, const char *p, size_t n)
         double per = (double)gap / 1e9 / k;
         for (unsigned i = 0; i < k && i < 64; i++)
             mg_histogram_observe(r->ver->itl, per);
+    }
+    if (!r->started) {
+        const struct mg_h1_msg *m = r->umsg;
+        int whole = m->framing == MG_H1_BODY_LENGTH && m->content_length == n;
+        if (down_start(r, p, n, whole) < 0 || r->ended)
+            return;
     }
     int rc = mg_httpd_write(r->down, p, n);
     if (rc >= 0)
@@ -723,10 +761,16 @@ static void up_done(struct mg_httpc_req *up)
     struct sc_req *r = up->data;
     upstream_over(r);
     sc_sse_finish(&r->sse);
+    if (r->ended)
+        return;   /* answered whole with the body */
     if (!r->started) {
-        r->uperr = SC_UPERR_PROTOCOL;
-        req_error(r, 502, "upstream_error", "upstream_protocol_error", NULL,
-                  "the upstream ended without a response");
+        if (!r->umsg) {
+            r->uperr = SC_UPERR_PROTOCOL;
+            req_error(r, 502, "upstream_error", "upstream_protocol_error", NULL,
+                      "the upstream ended without a response");
+            return;
+        }
+        down_start(r, "", 0, 1);   /* a response without a body */
         return;
     }
     int rc = mg_httpd_end(r->down);
@@ -843,8 +887,12 @@ static void req_forward(struct sc_req *r)
         return;
     }
     r->ep = ep;
-    set_traceparent(r);
-    int rc = build_upstream_head(r, mg_httpd_req_msg(r->down));
+    size_t tl = 0;
+    const char *tv = mg_httpd_req_header(r->down, "traceparent", &tl);
+    make_traceparent(r->traceparent, tv, tl, &w->rng);
+    int rc = build_upstream_head(&r->head, mg_httpd_req_msg(r->down),
+                                 mg_httpc_endpoint_name(v->eps[ep]), r->reqid, r->reqid_len,
+                                 r->traceparent, r->body.len);
     if (rc < 0) {
         req_error(r, 500, "server_error", NULL, NULL, "cannot build the upstream request: %s",
                   strerror(-rc));
@@ -1023,7 +1071,9 @@ static void on_request(struct mg_httpd_req *hr, void *data)
     mg_httpd_req_set_data(hr, r);
     mg_httpd_on_end(hr, down_end);
     mg_httpd_on_writable(hr, down_writable);
-    set_reqid(r);
+    size_t il = 0;
+    const char *iv = mg_httpd_req_header(hr, "x-request-id", &il);
+    r->reqid_len = make_reqid(r->reqid, iv, il, &w->rng);
     size_t ml = m->method_len < sizeof r->method - 1 ? m->method_len : sizeof r->method - 1;
     memcpy(r->method, m->method, ml);
     r->method[ml] = '\0';

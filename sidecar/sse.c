@@ -148,6 +148,28 @@ static void json_byte(struct sc_sse *s, unsigned char c)
     }
 }
 
+/* JSON text in bulk: what cannot change the state (everything outside
+ * strings but quotes, string contents that match no member name) is
+ * skipped without the per-byte machine. */
+static void json_bytes(struct sc_sse *s, const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (s->js == J_OUT) {
+            const unsigned char *q = memchr(p + i, '"', n - i);
+            if (!q)
+                return;
+            i = (size_t)(q - p);
+        } else if (s->js == J_STR && !s->cand) {
+            while (i < n && p[i] != '"' && p[i] != '\\')
+                i++;
+            if (i == n)
+                return;
+        }
+        json_byte(s, p[i++]);
+    }
+}
+
 /* The end of an event (a blank line). Returns 1 when it counted. */
 static unsigned dispatch(struct sc_sse *s)
 {
@@ -272,8 +294,7 @@ unsigned sc_sse_feed(struct sc_sse *s, const char *p, size_t n, uint64_t now_ns,
         size_t head = 0;
         if (before < SC_SSE_JSON_SCAN) {
             head = SC_SSE_JSON_SCAN - before < n ? (size_t)(SC_SSE_JSON_SCAN - before) : n;
-            for (size_t i = 0; i < head; i++)
-                json_byte(s, (unsigned char)p[i]);
+            json_bytes(s, (const unsigned char *)p, head);
         }
         if (head < n)
             tail_add(s, p + head, n - head);

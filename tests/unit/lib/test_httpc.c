@@ -230,6 +230,80 @@ static void t_get_and_reuse(void)
     mg_httpd_free(srv);
 }
 
+/* The head handed to on_head stays valid until the request ends (the
+ * sidecar answers its client with it at the first body bytes): checked at
+ * every span of a 1 MiB body and in on_done. */
+struct kept {
+    struct result r;
+    const struct mg_h1_msg *msg;
+    char first[256];
+    int status;
+    int bad;
+};
+
+static void kept_snapshot(const struct mg_h1_msg *m, char *out, size_t n)
+{
+    snprintf(out, n, "%d|%u|%.*s: %.*s", m->status, m->nheaders, (int)m->headers[0].name_len,
+             m->headers[0].name, (int)m->headers[0].value_len, m->headers[0].value);
+}
+
+static void kept_check(struct kept *k)
+{
+    char now[256];
+    kept_snapshot(k->msg, now, sizeof now);
+    if (strcmp(now, k->first) != 0)
+        k->bad++;
+}
+
+static void kept_head(struct mg_httpc_req *req, const struct mg_h1_msg *m)
+{
+    struct kept *k = req->data;
+    k->msg = m;
+    kept_snapshot(m, k->first, sizeof k->first);
+    k->r.status = m->status;
+}
+
+static void kept_body(struct mg_httpc_req *req, const char *p, size_t n)
+{
+    struct kept *k = req->data;
+    kept_check(k);
+    k->r.body_total += n;
+}
+
+static void kept_done(struct mg_httpc_req *req)
+{
+    struct kept *k = req->data;
+    kept_check(k);
+    k->r.done = 1;
+}
+
+static void t_head_kept_until_done(void)
+{
+    start_httpd(0);
+    struct mg_httpc *cl = new_client(0, 0);
+    struct mg_httpc_endpoint *ep;
+    REQUIRE(mg_httpc_endpoint(cl, srv_addr, &ep, NULL) == 0);
+    for (int i = 0; i < 2; i++) {   /* fresh, then pooled */
+        struct kept k;
+        memset(&k, 0, sizeof k);
+        r_init(&k.r, "GET", i ? "/" : "/big");
+        k.r.req.data = &k;
+        k.r.req.on_head = kept_head;
+        k.r.req.on_body = kept_body;
+        k.r.req.on_done = kept_done;
+        REQUIRE(mg_httpc_send(cl, ep, &k.r.req) == 0);
+        REQUIRE(wait_for(&k.r, 3000));
+        CHECK_EQ_INT(k.r.done, 1);
+        CHECK_EQ_INT(k.r.status, 200);
+        CHECK(k.msg != NULL);
+        CHECK_EQ_INT(k.bad, 0);
+        if (i == 0)
+            CHECK_EQ_INT(k.r.body_total, sizeof big);
+    }
+    mg_httpc_free(cl);
+    mg_httpd_free(srv);
+}
+
 static void t_pool_cap_and_idle_timeout(void)
 {
     start_httpd(0);
@@ -878,6 +952,7 @@ int main(void)
     if (mg_loop_new(&loop) < 0)
         return 1;
     RUN(t_get_and_reuse);
+    RUN(t_head_kept_until_done);
     RUN(t_pool_cap_and_idle_timeout);
     RUN(t_server_closes_pooled_connection);
     RUN(t_response_backpressure);

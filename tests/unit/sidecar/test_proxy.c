@@ -1,0 +1,223 @@
+/* Unit tests for the pure parts of sidecar/proxy.c: the upstream request
+ * head (hop-by-hop headers out, ours in), x-request-id and W3C traceparent
+ * handling, and the JSON string escaping of error bodies. */
+#define _GNU_SOURCE
+#include "sidecar/config.c"
+#include "sidecar/route.c"
+#include "sidecar/proxy.c"
+#include "sidecar/reqscan.c"
+#include "sidecar/sse.c"
+
+#include "tests/unit/test.h"
+
+struct sc_state sc_g;
+
+static struct mg_h1_msg msg;
+
+static const struct mg_h1_msg *parse(const char *head)
+{
+    struct mg_h1_parser p;
+    mg_h1_parser_init(&p, MG_H1_REQUEST, NULL);
+    int rc = mg_h1_parse_head(&p, head, strlen(head), &msg);
+    if (rc <= 0) {
+        printf("# parse failed: %s\n", p.err.reason);
+        return NULL;
+    }
+    return &msg;
+}
+
+static int has_line(const struct mg_buf *b, const char *line)
+{
+    size_t l = strlen(line);
+    const char *p = mg_buf_head(b), *end = p + b->len;
+    while (p < end) {
+        const char *e = memmem(p, (size_t)(end - p), "\r\n", 2);
+        if (!e)
+            return 0;
+        if ((size_t)(e - p) == l && strncasecmp(p, line, l) == 0)
+            return 1;
+        p = e + 2;
+    }
+    return 0;
+}
+
+static int has_name(const struct mg_buf *b, const char *name)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\r\n%s:", name);
+    return memmem(mg_buf_head(b), b->len, pat, strlen(pat)) != NULL;
+}
+
+static void t_upstream_head(void)
+{
+    const struct mg_h1_msg *m = parse(
+        "POST /v1/chat/completions?x=1 HTTP/1.1\r\n"
+        "Host: api.example\r\n"
+        "Content-Type: application/json\r\n"
+        "Content-Length: 17\r\n"
+        "Connection: keep-alive, X-Secret-Hop\r\n"
+        "Keep-Alive: timeout=5\r\n"
+        "X-Secret-Hop: 1\r\n"
+        "TE: trailers\r\n"
+        "Proxy-Authorization: Basic eA==\r\n"
+        "Expect: 100-continue\r\n"
+        "X-Request-Id: old\r\n"
+        "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n"
+        "Authorization: Bearer sk-x\r\n"
+        "X-Session-Id: abc\r\n"
+        "\r\n");
+    REQUIRE(m);
+    struct mg_buf b;
+    mg_buf_init(&b, 0);
+    const char *tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01";
+    REQUIRE(build_upstream_head(&b, m, "10.0.0.1:8000", "rid-1", 5, tp, 17) == 0);
+    CHECK(b.len > 0 && memcmp(mg_buf_head(&b), "POST /v1/chat/completions?x=1 HTTP/1.1\r\n", 40) == 0);
+    CHECK(has_line(&b, "Host: api.example"));
+    CHECK(has_line(&b, "Content-Type: application/json"));
+    CHECK(has_line(&b, "Authorization: Bearer sk-x"));
+    CHECK(has_line(&b, "X-Session-Id: abc"));
+    CHECK(has_line(&b, "x-request-id: rid-1"));
+    CHECK(has_line(&b, "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01"));
+    CHECK(has_line(&b, "Content-Length: 17"));
+    /* Hop-by-hop, the Connection-named one, Expect, and the replaced ones. */
+    CHECK(!has_name(&b, "Connection"));
+    CHECK(!has_name(&b, "Keep-Alive"));
+    CHECK(!has_name(&b, "X-Secret-Hop"));
+    CHECK(!has_name(&b, "TE"));
+    CHECK(!has_name(&b, "Proxy-Authorization"));
+    CHECK(!has_name(&b, "Expect"));
+    CHECK(!has_line(&b, "X-Request-Id: old"));
+    CHECK(!has_line(&b, "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+    /* Exactly one Content-Length, and the head ends the head. */
+    CHECK(memmem(mg_buf_head(&b), b.len, "Content-Length", 14) ==
+          memmem(mg_buf_head(&b), b.len, "Content-Length: 17", 18));
+    CHECK(b.len >= 4 && memcmp(mg_buf_head(&b) + b.len - 4, "\r\n\r\n", 4) == 0);
+    /* It parses as one valid request with the body length given. */
+    struct mg_h1_parser p;
+    struct mg_h1_msg out;
+    mg_h1_parser_init(&p, MG_H1_REQUEST, NULL);
+    CHECK_EQ_INT(mg_h1_parse_head(&p, mg_buf_head(&b), b.len, &out), (int)b.len);
+    CHECK_EQ_INT(out.framing, MG_H1_BODY_LENGTH);
+    CHECK_EQ_INT(out.content_length, 17);
+
+    /* HTTP/1.0 without Host: the endpoint's name is sent. */
+    m = parse("POST /v1/completions HTTP/1.0\r\nContent-Length: 2\r\n\r\n");
+    REQUIRE(m);
+    REQUIRE(build_upstream_head(&b, m, "[fd00::1]:8000", "r", 1, tp, 2) == 0);
+    CHECK(memcmp(mg_buf_head(&b), "POST /v1/completions HTTP/1.1\r\n", 31) == 0);
+    CHECK(has_line(&b, "Host: [fd00::1]:8000"));
+    mg_buf_free(&b);
+}
+
+static void t_request_id(void)
+{
+    struct sc_rng rng;
+    sc_rng_seed(&rng, 1);
+    char id[REQID_MAX + 1], id2[REQID_MAX + 1];
+    CHECK_EQ_INT(make_reqid(id, "client-id-42", 12, &rng), 12);
+    CHECK_EQ_STR(id, "client-id-42");
+    char longid[REQID_MAX + 2];
+    memset(longid, 'a', sizeof longid);
+    CHECK_EQ_INT(make_reqid(id, longid, REQID_MAX, &rng), REQID_MAX);
+    static const char *const bad[] = {"has space", "tab\there", "caf\xc3\xa9", ""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_EQ_INT(make_reqid(id, bad[i], strlen(bad[i]), &rng), 32);
+        int nz;
+        CHECK(lowhex(id, 32, &nz));
+    }
+    CHECK_EQ_INT(make_reqid(id, longid, REQID_MAX + 1, &rng), 32);
+    CHECK_EQ_INT(make_reqid(id, NULL, 0, &rng), 32);
+    CHECK_EQ_INT(make_reqid(id2, NULL, 0, &rng), 32);
+    CHECK(strcmp(id, id2) != 0);
+}
+
+static int tp_valid(const char *t)
+{
+    int nz1, nz2, nz3;
+    return strlen(t) == TRACEPARENT_LEN && memcmp(t, "00-", 3) == 0 && lowhex(t + 3, 32, &nz1) &&
+           nz1 && t[35] == '-' && lowhex(t + 36, 16, &nz2) && nz2 && t[52] == '-' &&
+           lowhex(t + 53, 2, &nz3);
+}
+
+static void t_traceparent(void)
+{
+    struct sc_rng rng;
+    sc_rng_seed(&rng, 2);
+    char t[TRACEPARENT_LEN + 1];
+    const char *in = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    make_traceparent(t, in, strlen(in), &rng);
+    CHECK(tp_valid(t));
+    CHECK(memcmp(t, in, 36) == 0);              /* same version and trace id */
+    CHECK(memcmp(t + 36, in + 36, 16) != 0);    /* a new parent id */
+    CHECK(memcmp(t + 52, "-01", 3) == 0);       /* the flags kept */
+    /* A future version may carry more after the flags: the trace is kept,
+     * written as version 00. */
+    const char *fut = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
+    make_traceparent(t, fut, strlen(fut), &rng);
+    CHECK(tp_valid(t) && memcmp(t + 3, fut + 3, 32) == 0);
+    static const char *const bad[] = {
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",   /* upper case */
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",   /* zero trace id */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",   /* zero parent id */
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",   /* version ff */
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", /* 00 with extra */
+        "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",    /* short */
+        "garbage",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        make_traceparent(t, bad[i], strlen(bad[i]), &rng);
+        CHECK(tp_valid(t));
+        CHECK(memcmp(t + 3, "4bf92f3577b34da6a3ce929d0e0e4736", 32) != 0);
+        CHECK(memcmp(t + 52, "-00", 3) == 0);
+    }
+    char t2[TRACEPARENT_LEN + 1];
+    make_traceparent(t, NULL, 0, &rng);
+    make_traceparent(t2, NULL, 0, &rng);
+    CHECK(tp_valid(t) && tp_valid(t2) && memcmp(t + 3, t2 + 3, 32) != 0);
+}
+
+static void t_json_escaping(void)
+{
+    struct mg_buf b;
+    mg_buf_init(&b, 4096);
+    const char s[] = "a\"b\\c\n\x01\x7f\xc3\xa9";
+    REQUIRE(json_str(&b, s, sizeof s - 1) == 0);
+    CHECK_EQ_MEM(mg_buf_head(&b), b.len, "\"a\\\"b\\\\c\\u000a\\u0001\\u007f\xc3\xa9\"");
+    json_error_t err;
+    json_t *v = json_loadb(mg_buf_head(&b), b.len, JSON_DECODE_ANY, &err);
+    CHECK(v && json_is_string(v) && json_string_length(v) == sizeof s - 1 &&
+          memcmp(json_string_value(v), s, sizeof s - 1) == 0);
+    json_decref(v);
+    mg_buf_free(&b);
+}
+
+static void t_header_names(void)
+{
+    static const char *const hop[] = {"Connection", "keep-alive", "TE", "Trailer", "Upgrade",
+                                      "Transfer-Encoding", "Content-Length", "Proxy-Connection",
+                                      "proxy-authenticate", "X-Request-Id"};
+    static const char *const keep[] = {"Host", "Content-Type", "Authorization", "Proxy", "TEx",
+                                       "Trailers", "x-request-ids", "Retry-After"};
+    for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++) {
+        struct mg_h1_header h = {.name = hop[i], .name_len = (uint32_t)strlen(hop[i])};
+        if (!skip_common(&h))
+            printf("# %s kept\n", hop[i]);
+        CHECK(skip_common(&h));
+    }
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        struct mg_h1_header h = {.name = keep[i], .name_len = (uint32_t)strlen(keep[i])};
+        if (skip_common(&h))
+            printf("# %s dropped\n", keep[i]);
+        CHECK(!skip_common(&h));
+    }
+}
+
+int main(void)
+{
+    RUN(t_upstream_head);
+    RUN(t_request_id);
+    RUN(t_traceparent);
+    RUN(t_json_escaping);
+    RUN(t_header_names);
+    return test_done();
+}
