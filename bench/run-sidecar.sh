@@ -151,14 +151,26 @@ body_bytes=$(wc -c <"$work/body-plain.json")
 # --- the processes ---------------------------------------------------------
 
 declare -A port pid
+# A peer that did not come up: return 1 when another process took its port
+# between free_port and its bind (the caller picks another), else stop.
+start_failed() {   # NAME PID LOG...
+    local name=$1 p=$2
+    shift 2
+    stop_pid "$p"
+    if cat "$@" 2>/dev/null | grep -qi 'address already in use\|address in use'; then
+        return 1
+    fi
+    cat "$@" >&2 2>/dev/null || true
+    die "$name did not start"
+}
+
 start_modelsim() {
     free_port 'port[direct]'
     "$sim" --listen "127.0.0.1:${port[direct]}" --workers 1 --model "$model" --tokens 32 \
         --seed 1 --log-level warn >"$work/modelsim.log" 2>&1 &
     pid[direct]=$!
     pids+=("${pid[direct]}")
-    wait_port "${port[direct]}" "${pid[direct]}" ||
-        { cat "$work/modelsim.log" >&2; die "modelsim did not start"; }
+    wait_port "${port[direct]}" "${pid[direct]}" || start_failed modelsim "${pid[direct]}" "$work/modelsim.log"
 }
 
 start_haproxy() {   # NAME [OPTION]: config and log files carry NAME
@@ -189,7 +201,7 @@ EOF
     pid[$name]=$!
     pids+=("${pid[$name]}")
     port[$name]=$p
-    wait_port "$p" "${pid[$name]}" || { cat "$work/$name.log" >&2; die "haproxy did not start"; }
+    wait_port "$p" "${pid[$name]}" || start_failed haproxy "${pid[$name]}" "$work/$name.log"
 }
 
 start_nginx() {   # NAME
@@ -238,7 +250,7 @@ EOF
     pid[$name]=$!
     pids+=("${pid[$name]}")
     port[$name]=$p
-    wait_port "$p" "${pid[$name]}" || { cat "$d/stdout" "$d/error.log" >&2; die "nginx did not start"; }
+    wait_port "$p" "${pid[$name]}" || start_failed nginx "${pid[$name]}" "$d/stdout" "$d/error.log"
 }
 
 start_sidecar() {   # NAME
@@ -262,16 +274,21 @@ EOF
     pids+=("${pid[$name]}")
     port[$name]=$p
     port[$name-admin]=$a
-    wait_port "$p" "${pid[$name]}" || { cat "$work/$name.log" >&2; die "the sidecar did not start"; }
+    wait_port "$p" "${pid[$name]}" || start_failed modelgate-sidecar "${pid[$name]}" "$work/$name.log"
 }
 
 start_target() {   # haproxy|haproxy-nd|nginx|sidecar [NAME]
-    case $1 in
-        haproxy) start_haproxy "${2:-$1}" ;;
-        haproxy-nd) start_haproxy "${2:-$1}" "option http-no-delay" ;;
-        nginx) start_nginx "${2:-$1}" ;;
-        sidecar) start_sidecar "${2:-$1}" ;;
-    esac
+    local attempt
+    for attempt in 1 2 3; do
+        case $1 in
+            haproxy) start_haproxy "${2:-$1}" && return 0 ;;
+            haproxy-nd) start_haproxy "${2:-$1}" "option http-no-delay" && return 0 ;;
+            nginx) start_nginx "${2:-$1}" && return 0 ;;
+            sidecar) start_sidecar "${2:-$1}" && return 0 ;;
+        esac
+        echo "run-sidecar: $1: its port was taken meanwhile; trying another" >&2
+    done
+    die "$1 could not get a port in 3 attempts"
 }
 
 sim_knobs() {   # JSON for modelsim's POST /admin/config
@@ -339,7 +356,7 @@ jnum() { grep -o "\"$1\":[-0-9.]*" <<<"$2" | cut -d: -f2; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 t0=$(date +%s)
-start_modelsim
+start_modelsim || start_modelsim || die "modelsim could not get a port"
 for t in $targets; do
     [ "$t" = direct ] || start_target "$t"
 done
