@@ -154,10 +154,6 @@ static int rt_version_init(struct sc_worker *w, struct sc_rt_version *v, const s
     mg_metrics_histogram_get(m->ttft, mv, &v->ttft);
     mg_metrics_histogram_get(m->itl, mv, &v->itl);
     mg_metrics_counter_get(m->tokens, mv, &v->tokens);
-    for (unsigned k = 0; k < SC_UPERR_N; k++) {
-        const char *kv[] = {cr->model, cv->name, sc_uperr_names[k], NULL};
-        mg_metrics_counter_get(m->uperr, kv, &v->uperr[k]);
-    }
     v->codes.model = cr->model;
     v->codes.version = cv->name;
     codes_get(&v->codes, 200);   /* exported from the start */
@@ -981,8 +977,15 @@ static void req_account(struct sc_req *r, enum mg_httpd_end reason)
         tokens = sc_sse_tokens(&r->sse);
         if (tokens)
             mg_counter_add(v->tokens, tokens);
-        if (r->uperr >= 0)
+        if (r->uperr >= 0) {
+            /* Made at the first failure of its kind (most never happen). */
+            if (!v->uperr[r->uperr]) {
+                const char *kv[] = {v->codes.model, v->codes.version, sc_uperr_names[r->uperr],
+                                    NULL};
+                mg_metrics_counter_get(sc_g.m.uperr, kv, &v->uperr[r->uperr]);
+            }
             mg_counter_inc(v->uperr[r->uperr]);
+        }
     }
     if (!r->rt->cfg->access_log)
         return;
@@ -1272,6 +1275,10 @@ void *sc_worker_main(void *arg)
 
 void sc_worker_free(struct sc_worker *w)
 {
+    /* A table posted just before the stop holds a reference: deliver it
+     * (one last iteration) rather than leak it. */
+    if (w->loop && w->rt)
+        mg_loop_run_once(w->loop, 0);
     if (w->srv)
         mg_httpd_free(w->srv);   /* requests in flight end (SHUTDOWN) */
     w->srv = NULL;
@@ -1334,9 +1341,9 @@ static double upstream_stat_cb(void *arg)
 int sc_metrics_init(unsigned nworkers)
 {
     struct sc_metrics *m = &sc_g.m;
-    int rc = mg_metrics_new(&m->reg, nworkers + 4 < MG_METRICS_DEFAULT_SHARDS
-                                         ? MG_METRICS_DEFAULT_SHARDS
-                                         : nworkers + 4, 0);
+    /* One shard per thread that updates: the main thread (id 1, registered
+     * first) and the workers (2 ..), shard 0 being the shared one. */
+    int rc = mg_metrics_new(&m->reg, nworkers + 2, 0);
     if (rc < 0)
         return rc;
     static const char *const mv[] = {"model", "version", NULL};
@@ -1391,6 +1398,12 @@ int sc_metrics_init(unsigned nworkers)
         return rc;
     static const char *const idle[] = {"idle", NULL}, *const active[] = {"active", NULL};
     static const char *const ok[] = {"ok", NULL}, *const refused[] = {"refused", NULL};
+    /* Children per route and version: far more than the registry's default
+     * cap may be legitimate (1024 routes of 16 versions). */
+    struct mg_metric_family *per_route[] = {m->requests, m->duration, m->ttft, m->itl, m->tokens,
+                                            m->uperr};
+    for (size_t i = 0; i < sizeof per_route / sizeof per_route[0]; i++)
+        mg_metrics_set_max_children(per_route[i], 100000);
     if ((rc = mg_metrics_callback(m->client_conns, NULL, client_conns_cb, NULL)) < 0 ||
         (rc = mg_metrics_callback(m->up_conns, idle, upstream_stat_cb, (void *)"idle")) < 0 ||
         (rc = mg_metrics_callback(m->up_conns, active, upstream_stat_cb, (void *)"active")) < 0 ||

@@ -19,22 +19,46 @@ start_bg sim "$SIM" --listen 127.0.0.1:0 --port-file "$MG_TMP/sim.port" --model 
 for i in $(seq 200); do [ -s "$MG_TMP/sim.port" ] && break; sleep 0.025; done
 SIMP=$(cat "$MG_TMP/sim.port" 2>/dev/null) || bail "modelsim did not start"
 wait_port "$SIMP" 5 || bail "modelsim does not accept connections"
-P=$(free_port) || bail "no free port"
-A=$(free_port) || bail "no free port"
-while [ "$A" = "$P" ]; do A=$(free_port); done
-U=http://127.0.0.1:$P
-M=http://127.0.0.1:$A
+pick_ports() {
+    P=$(free_port) || bail "no free port"
+    A=$(free_port) || bail "no free port"
+    while [ "$A" = "$P" ]; do A=$(free_port); done
+    U=http://127.0.0.1:$P
+    M=http://127.0.0.1:$A
+}
+pick_ports
 
 table() {   # table VERSION_NAME: the whole table, as YAML
     printf 'listen: 127.0.0.1:%s\nadmin: 127.0.0.1:%s\nworkers: 2\nroutes:\n  - model: m\n    versions:\n      - { name: %s, weight: 1, endpoints: [127.0.0.1:%s] }\n' \
         "$P" "$A" "$1" "$SIMP"
 }
-table v1 >"$MG_TMP/sc.yaml"
+write_table() { table v1 >"$MG_TMP/sc.yaml"; }
+write_table
+# start_sc ARGS...: starts the sidecar on $MG_TMP/sc.yaml and waits for its
+# "started" line (logged once both ports are bound). free_port cannot
+# reserve a port: when another process took one in between, new ports and a
+# new table are tried (up to 3 times), never someone else's listener.
+start_sc() {
+    local try pid i
+    for try in 1 2 3; do
+        start_bg sc "$SC" --config "$MG_TMP/sc.yaml" "$@"
+        pid=$(pid_of sc)
+        for i in $(seq $((100 * slow))); do
+            grep -q '"msg":"modelgate-sidecar started"' "$MG_TMP/sc.log" && return 0
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        grep -q "already in use" "$MG_TMP/sc.log" || return 1
+        wait "$pid" 2>/dev/null
+        pick_ports
+        write_table
+    done
+    return 1
+}
 printf '  s3cret-token \n' >"$MG_TMP/token"
-start_bg sc "$SC" --config "$MG_TMP/sc.yaml" --admin-token-file "$MG_TMP/token" --drain-timeout 20s
-wait_port "$P" $((5 * slow)) && wait_port "$A" $((5 * slow)) || bail "sidecar did not start: $(tail -3 "$MG_TMP/sc.log")"
+start_sc --admin-token-file "$MG_TMP/token" --drain-timeout 20s || bail "sidecar did not start: $(tail -3 "$MG_TMP/sc.log")"
 
-body='{"model":"m","messages":[{"role":"user","content":"hi"}]}'
+body='{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}'
 served_by() { curl -s -D - -o /dev/null --max-time 5 "$U/v1/chat/completions" -d "$body" | tr -d '\r' | awk 'tolower($1) == "x-modelgate-version:" { print $2 }'; }
 metric() { curl -s --max-time 5 "$M/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
 # wait_served NAME: until 8 requests in a row (both workers, most likely) say NAME.

@@ -22,9 +22,12 @@ start_bg sim "$SIM" --listen 127.0.0.1:0 --port-file "$MG_TMP/sim.port" --model 
 for i in $(seq 200); do [ -s "$MG_TMP/sim.port" ] && break; sleep 0.025; done
 SIMP=$(cat "$MG_TMP/sim.port" 2>/dev/null) || bail "modelsim did not start"
 wait_port "$SIMP" 5 || bail "modelsim does not accept connections"
-P=$(free_port) || bail "no free port"
-A=$(free_port) || bail "no free port"
-while [ "$A" = "$P" ]; do A=$(free_port); done
+pick_ports() {
+    P=$(free_port) || bail "no free port"
+    A=$(free_port) || bail "no free port"
+    while [ "$A" = "$P" ]; do A=$(free_port); done
+}
+pick_ports
 
 write_cfg() {   # write_cfg WEIGHT_V1 WEIGHT_V2: replaced by rename, as editors do
     cat >"$MG_TMP/sc.yaml.tmp" <<EOF
@@ -38,7 +41,29 @@ routes:
 EOF
     mv "$MG_TMP/sc.yaml.tmp" "$MG_TMP/sc.yaml"
 }
-write_cfg 100 0
+write_table() { write_cfg 100 0; }
+write_table
+# start_sc ARGS...: starts the sidecar on $MG_TMP/sc.yaml and waits for its
+# "started" line (logged once both ports are bound). free_port cannot
+# reserve a port: when another process took one in between, new ports and a
+# new table are tried (up to 3 times), never someone else's listener.
+start_sc() {
+    local try pid i
+    for try in 1 2 3; do
+        start_bg sc "$SC" --config "$MG_TMP/sc.yaml" "$@"
+        pid=$(pid_of sc)
+        for i in $(seq $((100 * slow))); do
+            grep -q '"msg":"modelgate-sidecar started"' "$MG_TMP/sc.log" && return 0
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        grep -q "already in use" "$MG_TMP/sc.log" || return 1
+        wait "$pid" 2>/dev/null
+        pick_ports
+        write_table
+    done
+    return 1
+}
 
 # --- the command line ---------------------------------------------------------
 
@@ -69,8 +94,7 @@ check_eq "starting on an invalid table exits 1" "$?" 1
 
 # --- proxying -----------------------------------------------------------------
 
-start_bg sc "$SC" --config "$MG_TMP/sc.yaml"
-wait_port "$P" $((5 * slow)) && wait_port "$A" $((5 * slow)) || bail "sidecar did not start: $(tail -3 "$MG_TMP/sc.log")"
+start_sc || bail "sidecar did not start: $(tail -3 "$MG_TMP/sc.log")"
 U=http://127.0.0.1:$P
 body='{"model":"m","messages":[{"role":"user","content":"Tell me a story"}]}'
 sbody='{"model":"m","stream":true,"messages":[{"role":"user","content":"Tell me a story"}]}'
