@@ -47,6 +47,8 @@
 #define TRACEPARENT_LEN 55
 /* Upstream head: the client's head plus what we add. */
 #define UP_HEAD_EXTRA 1024
+/* "upstream request failed" lines per second and worker. */
+#define WARN_PER_SEC 10
 
 const char *const sc_uperr_names[SC_UPERR_N] = {
     [SC_UPERR_CONNECT] = "connect",
@@ -63,10 +65,23 @@ const char *const sc_uperr_names[SC_UPERR_N] = {
 /* ------------------------------------------------------------------------ */
 /* Runtime tables. */
 
+/* Passive health, per endpoint and worker: an endpoint that could not be
+ * connected to (or closed before answering) is passed over for a while,
+ * 1 s doubling per failure up to 30 s, while another endpoint of the
+ * version is usable. Without it the picker would favour a dead endpoint:
+ * its requests fail at once, so it always has the fewest in flight. */
+struct ep_health {
+    uint64_t down_until;              /* loop ms; 0: usable */
+    unsigned fails;                   /* consecutive failures */
+};
+#define EP_DOWN_MIN_MS 1000u
+#define EP_DOWN_MAX_MS 30000u
+
 struct sc_rt_version {
     const struct sc_version *cv;
     struct mg_httpc_endpoint **eps;   /* NULL where the name did not resolve */
     unsigned *inflight;               /* per endpoint, for the picker */
+    struct ep_health *health;         /* per endpoint */
     unsigned neps;
     struct mg_histogram *duration, *ttft, *itl;
     struct mg_counter *tokens;
@@ -95,6 +110,7 @@ static void rt_free(struct sc_rt *rt)
         for (unsigned j = 0; rr->versions && j < rr->cr->nversions; j++) {
             free(rr->versions[j].eps);
             free(rr->versions[j].inflight);
+            free(rr->versions[j].health);
         }
         free(rr->versions);
         free(rr->json);
@@ -136,7 +152,8 @@ static int rt_version_init(struct sc_worker *w, struct sc_rt_version *v, const s
     v->neps = cv->nendpoints;
     v->eps = calloc(v->neps ? v->neps : 1, sizeof *v->eps);
     v->inflight = calloc(v->neps ? v->neps : 1, sizeof *v->inflight);
-    if (!v->eps || !v->inflight)
+    v->health = calloc(v->neps ? v->neps : 1, sizeof *v->health);
+    if (!v->eps || !v->inflight || !v->health)
         return -ENOMEM;
     for (unsigned k = 0; k < v->neps; k++) {
         const char *err = NULL;
@@ -558,8 +575,12 @@ static int build_upstream_head(struct mg_buf *b, const struct mg_h1_msg *m, cons
                                size_t body_len)
 {
     mg_buf_reset(b);
-    b->max = m->head_len + UP_HEAD_EXTRA + strlen(epname);
-    int rc = mg_buf_reserve(b, b->max);
+    /* The client's head (a header may grow by the space after its colon),
+     * plus what is added here: usually no reallocation. */
+    size_t eplen = strlen(epname);
+    b->max = m->head_len + UP_HEAD_EXTRA + eplen;
+    int rc = mg_buf_reserve(b, m->head_len + m->nheaders + reqid_len + TRACEPARENT_LEN + eplen +
+                                   128);
     if (rc < 0)
         return rc;
     int conn[8];
@@ -648,9 +669,23 @@ static void req_timer_cb(struct mg_loop *loop, struct mg_timer *t)
  * the first body bytes, so that a body that came whole with its head
  * leaves in one write (head and body together), and a first-token timeout
  * can still be answered with a clean 504. */
+static void ep_failed(struct sc_req *r)
+{
+    struct ep_health *h = &r->ver->health[r->ep];
+    unsigned shift = h->fails < 5 ? h->fails : 5;
+    uint64_t ms = (uint64_t)EP_DOWN_MIN_MS << shift;
+    if (ms > EP_DOWN_MAX_MS)
+        ms = EP_DOWN_MAX_MS;
+    h->fails++;
+    h->down_until = mg_loop_now(r->w->loop) + ms;
+}
+
 static void up_head(struct mg_httpc_req *up, const struct mg_h1_msg *m)
 {
     struct sc_req *r = up->data;
+    struct ep_health *h = &r->ver->health[r->ep];
+    h->fails = 0;   /* it answers */
+    h->down_until = 0;
     enum sc_body_kind kind = SC_BODY_OTHER;
     int i = mg_h1_find_header(m, "content-type", 0);
     if (i >= 0)
@@ -789,14 +824,34 @@ static void up_error(struct mg_httpc_req *up, enum mg_httpc_error kind, int err)
     default: k = SC_UPERR_LOCAL; break;
     }
     r->uperr = (int)k;
-    const char *ep = mg_httpc_endpoint_name(r->ver->eps[r->ep]);
-    mg_log(MG_LOG_WARN, "upstream request failed", "request_id", MG_S(r->reqid), "endpoint",
-           MG_S(ep), "version", MG_S(r->ver->cv->name), "error", MG_S(mg_httpc_strerror(kind)),
-           "errno", MG_ERRNO(err), "response_started", MG_B(r->started));
+    /* A dead backend fails every request: at most WARN_PER_SEC lines per
+     * second per worker, then a count of the ones left out (the access
+     * log still has every request with its error kind). */
+    struct sc_worker *w = r->w;
+    uint64_t sec = mg_loop_now(w->loop) / 1000;
+    if (sec != w->warn_sec) {
+        if (w->warn_dropped)
+            mg_log(MG_LOG_WARN, "upstream failures not logged", "count", MG_U(w->warn_dropped),
+                   "worker", MG_U(w->idx));
+        w->warn_sec = sec;
+        w->warn_count = 0;
+        w->warn_dropped = 0;
+    }
+    if (w->warn_count++ < WARN_PER_SEC) {
+        const char *ep = mg_httpc_endpoint_name(r->ver->eps[r->ep]);
+        mg_log(MG_LOG_WARN, "upstream request failed", "request_id", MG_S(r->reqid), "endpoint",
+               MG_S(ep), "version", MG_S(r->ver->cv->name), "error",
+               MG_S(mg_httpc_strerror(kind)), "errno", MG_ERRNO(err), "response_started",
+               MG_B(r->started));
+    } else {
+        w->warn_dropped++;
+    }
     if (r->started) {
         mg_httpd_abort(r->down);
         return;
     }
+    if (k == SC_UPERR_CONNECT || k == SC_UPERR_CONNECT_TIMEOUT || k == SC_UPERR_RESET)
+        ep_failed(r);
     switch (k) {
     case SC_UPERR_CONNECT:
     case SC_UPERR_CONNECT_TIMEOUT:
@@ -868,12 +923,21 @@ static void req_forward(struct sc_req *r)
     struct sc_rt_version *v = &rr->versions[vi];
     r->ver = v;
     unsigned ep = v->neps ? sc_route_pick_endpoint(v->inflight, v->neps, &w->rng) : 0;
-    if (v->neps && !v->eps[ep]) {
-        for (unsigned k = 0; k < v->neps; k++)
-            if (v->eps[(ep + k) % v->neps]) {
-                ep = (ep + k) % v->neps;
-                break;
+    uint64_t now_ms = mg_loop_now(w->loop);
+    if (v->neps && (!v->eps[ep] || v->health[ep].down_until > now_ms)) {
+        /* The next usable one after it; else the next resolved one (all
+         * are down: try anyway rather than refuse). */
+        unsigned alt = ep, found = 0;
+        for (unsigned k = 1; k <= v->neps && !found; k++) {
+            unsigned e = (ep + k) % v->neps;
+            if (v->eps[e] && v->health[e].down_until <= now_ms) {
+                alt = e;
+                found = 1;
             }
+        }
+        for (unsigned k = 0; k < v->neps && !found && !v->eps[alt]; k++)
+            alt = (ep + k) % v->neps;
+        ep = alt;
     }
     if (!v->neps || !v->eps[ep]) {
         r->uperr = SC_UPERR_CONNECT;
@@ -910,6 +974,8 @@ static void req_forward(struct sc_req *r)
     rc = mg_httpc_send(w->cl, v->eps[ep], up);
     if (rc < 0) {
         r->uperr = rc == -ENOMEM ? SC_UPERR_LOCAL : SC_UPERR_CONNECT;
+        if (rc != -ENOMEM)
+            ep_failed(r);
         req_error(r, 503, "upstream_error", "upstream_unavailable", NULL,
                   "no endpoint of model %s version %s is reachable: connect failed (%s)",
                   route->model, v->cv->name, strerror(-rc));

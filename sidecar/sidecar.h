@@ -57,6 +57,8 @@ struct sc_worker {
     atomic_int ready;              /* listening, with a table */
     atomic_int drained;            /* draining and nothing in flight */
     struct mg_buf scratch;         /* error bodies */
+    uint64_t warn_sec;             /* rate limit of upstream failure lines */
+    unsigned warn_count, warn_dropped;
     struct mg_h1_header hdrs[MG_H1_MAX_HEADERS + 4];   /* response heads */
 };
 

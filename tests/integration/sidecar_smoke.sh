@@ -17,7 +17,7 @@ slow=1
 [ "${MG_SANITIZE:-0}" = 1 ] && slow=3
 
 # modelsim on a free port (port 0 + --port-file).
-start_bg sim "$SIM" --listen 127.0.0.1:0 --port-file "$MG_TMP/sim.port" --model m --version v7 \
+start_bg sim "$SIM" --listen 127.0.0.1:0 --port-file "$MG_TMP/sim.port" --model m --model half --version v7 \
     --tokens 5 --itl-ms 20 --seed 3
 for i in $(seq 200); do [ -s "$MG_TMP/sim.port" ] && break; sleep 0.025; done
 SIMP=$(cat "$MG_TMP/sim.port" 2>/dev/null) || bail "modelsim did not start"
@@ -28,6 +28,7 @@ pick_ports() {
     while [ "$A" = "$P" ]; do A=$(free_port); done
 }
 pick_ports
+CLOSED=$(free_port) || bail "no free port"
 
 write_cfg() {   # write_cfg WEIGHT_V1 WEIGHT_V2: replaced by rename, as editors do
     cat >"$MG_TMP/sc.yaml.tmp" <<EOF
@@ -38,6 +39,9 @@ routes:
     versions:
       - { name: v1, weight: $1, endpoints: [127.0.0.1:$SIMP] }
       - { name: v2, weight: $2, endpoints: [127.0.0.1:$SIMP] }
+  - model: half
+    versions:
+      - { name: h1, weight: 1, endpoints: [127.0.0.1:$SIMP, 127.0.0.1:$CLOSED] }
 EOF
     mv "$MG_TMP/sc.yaml.tmp" "$MG_TMP/sc.yaml"
 }
@@ -69,7 +73,7 @@ start_sc() {
 
 out=$("$SC" --check --config "$MG_TMP/sc.yaml" 2>&1)
 check_eq "--check on a valid table exits 0" "$?" 0
-check_eq "--check says how many routes" "$out" "$MG_TMP/sc.yaml: ok, 1 route"
+check_eq "--check says how many routes" "$out" "$MG_TMP/sc.yaml: ok, 2 routes"
 cat >"$MG_TMP/bad.yaml" <<EOF
 listen: 127.0.0.1:$P
 routes:
@@ -151,6 +155,17 @@ check "GET /config: the table with its generation and source" grep -q '"generati
 st=$(curl -s -o "$MG_TMP/p.b" -w '%{http_code}' --max-time 5 "$M/config" -d "listen: x")
 check_eq "POST /config without --admin-token-file: 403" "$st" 403
 check "...saying how to enable it" grep -q 'admin-token-file' "$MG_TMP/p.b"
+
+# One endpoint of two refuses connections: after its first failure it is
+# passed over (1 s, then 2 s, ...) instead of drawing the requests, which
+# fail fastest.
+for i in $(seq 60); do
+    curl -s -o /dev/null -w '%{http_code}\n' --max-time 5 "$U/v1/chat/completions" \
+        -d '{"model":"half","max_tokens":1,"messages":[{"role":"user","content":"x"}]}'
+done >"$MG_TMP/half.codes"
+n200=$(grep -c '^200$' "$MG_TMP/half.codes"); n503=$(grep -c '^503$' "$MG_TMP/half.codes")
+check "a dead endpoint beside a live one: at most 4 of 60 requests fail (200: $n200, 503: $n503)" \
+    eval '[ "$n503" -le 4 ] && [ $((n200 + n503)) = 60 ]'
 
 # --- reloads ------------------------------------------------------------------
 
