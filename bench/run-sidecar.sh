@@ -32,7 +32,7 @@
 # starts is ended by PID; configs live in a temporary directory.
 #
 #   bench/run-sidecar.sh                     (make bench runs it after building)
-#   BENCH_SECONDS=4 BENCH_ROUNDS=4 BENCH_CONNS="32 256" BENCH_THREADS=1
+#   BENCH_SECONDS=4 BENCH_ROUNDS=3 BENCH_CONNS="32 256" BENCH_THREADS=1
 #   BENCH_TTFT_SECONDS=2 BENCH_TTFT_CONNS=32 BENCH_IDLE_CONNS=256
 #   BENCH_TARGETS="direct haproxy nginx sidecar"   (a subset for a trial run;
 #                                            RESULTS.md is then left alone)
@@ -42,7 +42,7 @@ cd "$(dirname "$0")/.."
 top=$PWD
 
 secs=${BENCH_SECONDS:-4}
-rounds=${BENCH_ROUNDS:-4}
+rounds=${BENCH_ROUNDS:-3}
 conns_list=${BENCH_CONNS:-32 256}
 threads=${BENCH_THREADS:-1}
 ttft_secs=${BENCH_TTFT_SECONDS:-2}
@@ -269,7 +269,8 @@ routes:
 EOF
     "$sidecar" --check --config "$work/$name.yaml" >"$work/$name.check" 2>&1 ||
         { cat "$work/$name.check" >&2; die "the sidecar refused its config"; }
-    "$sidecar" --config "$work/$name.yaml" >"$work/$name.log" 2>&1 &
+    # Stopping is not measured: no need to wait out a long drain.
+    "$sidecar" --config "$work/$name.yaml" --drain-timeout 1s >"$work/$name.log" 2>&1 &
     pid[$name]=$!
     pids+=("${pid[$name]}")
     port[$name]=$p
