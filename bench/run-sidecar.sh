@@ -279,8 +279,7 @@ EOF
 }
 
 start_target() {   # haproxy|haproxy-nd|nginx|sidecar [NAME]
-    local attempt
-    for attempt in 1 2 3; do
+    for _ in 1 2 3; do
         case $1 in
             haproxy) start_haproxy "${2:-$1}" && return 0 ;;
             haproxy-nd) start_haproxy "${2:-$1}" "option http-no-delay" && return 0 ;;
