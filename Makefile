@@ -165,7 +165,7 @@ check: test-deps
 	$(Q)$(MAKE) --no-print-directory -j$(JOBS) tests
 	$(Q)tests/run.sh --build $(BUILD)
 
-demo: all
+demo: all $(BUILD)/bench/ttft
 	$(Q)mk/deps.sh build test
 	$(Q)mk/demo.sh
 

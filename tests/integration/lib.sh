@@ -81,11 +81,20 @@ mg_cleanup() {
 }
 trap mg_cleanup EXIT
 
-# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now, taken
+# outside the kernel's ephemeral range (ip_local_port_range): a port inside
+# it can be taken by any outgoing connection between this check and the
+# server's bind ("address already in use").
 free_port() {
-    local p i
+    local p i lo=32768 hi=60999 base span
+    read -r lo hi < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    if [ "$lo" -gt 12000 ]; then
+        base=10000 span=$((lo - 10000))
+    else
+        base=$((hi + 1)) span=$((65535 - hi))
+    fi
     for i in $(seq 100); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((base + RANDOM % span))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return 0
