@@ -58,6 +58,7 @@
 #define LIST_BODY_MAX ((size_t)1 << 30)  /* a list reply past this is an error */
 #define WATCH_LINE_MAX ((size_t)1 << 20) /* one watch event line */
 #define REPORT_MAX 5                     /* failures told in full */
+#define GIVE_UP_ERRORS 64                /* transport errors in a row that end a run */
 
 /* --- small things ---------------------------------------------------------- */
 
@@ -326,6 +327,7 @@ struct cslot {
 static const struct opts *cop;
 static char create_target[512];
 static long c_next, c_ended, c_ok, c_bad;
+static int c_transport_errors;   /* in a row */
 static uint64_t *c_lat, *c_rv;
 static size_t c_nlat, c_nrv;
 static size_t c_obj_bytes;   /* sum of the reply bodies of good creates */
@@ -355,6 +357,14 @@ static void c_finish_one(struct cslot *s, int ok)
         c_ok++;
     else
         c_bad++;
+    if (c_transport_errors >= GIVE_UP_ERRORS && c_next < cop->count) {
+        /* The server is gone: the rest would fail the same way. */
+        fprintf(stderr, "%s: create: %d transport errors in a row, giving up with %ld creates "
+                "not sent\n", prog, GIVE_UP_ERRORS, cop->count - c_next);
+        c_bad += cop->count - c_next;
+        c_ended += cop->count - c_next;
+        c_next = cop->count;
+    }
     if (c_ended == cop->count) {
         mg_loop_stop(loop);
         return;
@@ -412,6 +422,7 @@ static void cslot_done(struct mg_httpc_req *req)
     }
     if (ok)
         c_lat[c_nlat++] = t;
+    c_transport_errors = 0;
     c_finish_one(s, ok);
 }
 
@@ -422,6 +433,7 @@ static void cslot_error(struct mg_httpc_req *req, enum mg_httpc_error kind, int 
     snprintf(what, sizeof what, "a create failed: %s%s%s", mg_httpc_strerror(kind),
              err ? ": " : "", err ? strerror(err) : "");
     report(what, "POST", create_target, s->body, s->status, s->snip, s->snip_len);
+    c_transport_errors++;
     c_finish_one(s, 0);
 }
 
@@ -453,10 +465,9 @@ static void cslot_start(struct cslot *s)
         if (rc == 0)
             return;
         report(strerror(-rc), "POST", create_target, s->body, 0, NULL, 0);
-        c_ended++;
-        c_bad++;
-        if (c_ended == cop->count)
-            mg_loop_stop(loop);
+        c_transport_errors++;
+        c_finish_one(s, 0);   /* starts the next one (or gives up) itself */
+        return;
     }
 }
 
@@ -714,9 +725,10 @@ static long watchers_live(void)
 
 static void w_check_write_done(void)
 {
-    if (cur < 0 || !w_reply_done)
+    if (cur < 0 || cur > wop->writes || w_finished || !w_reply_done)
         return;
-    if (w_count[cur] < watchers_live())
+    /* A write the server refused produces no event: no point waiting. */
+    if (w_reply_ok && w_count[cur] < watchers_live())
         return;
     mg_timer_stop(loop, &write_timer);
     w_next_step();
@@ -933,7 +945,9 @@ static void w_next_step(void)
     if (cur == 0)   /* every watch is registered and flowing */
         proc_mem_kb(wop->pid, &rss_open, &hwm_open);
     cur++;
-    if (cur > wop->writes || watchers_live() == 0) {
+    if (cur > wop->writes || watchers_live() == 0 || (cur == 1 && w_count[0] == 0)) {
+        if (cur == 1 && w_count[0] == 0)
+            fprintf(stderr, "%s: no watcher saw the warm-up write: nothing to measure\n", prog);
         w_finished = 1;
         mg_loop_stop(loop);
         return;
