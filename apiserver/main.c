@@ -180,8 +180,10 @@ int main(int argc, char **argv)
         goto out;
     }
     if ((rc = as_server_start(&srv, &o, &err)) < 0) {
-        fprintf(stderr, "modelgate-apiserver: %s%s%s\n", err ? err : "cannot start",
-                rc != -EINVAL ? ": " : "", rc != -EINVAL ? strerror(-rc) : "");
+        if (err)
+            fprintf(stderr, "modelgate-apiserver: %s\n", err);
+        else
+            fprintf(stderr, "modelgate-apiserver: cannot start: %s\n", strerror(-rc));
         goto out;
     }
     rc = mg_loop_run(g_loop);

@@ -66,13 +66,19 @@ static int has_generation(const struct as_resource *res)
 
 json_t *as_present(const struct as_resource *res, json_t *obj)
 {
-    json_t *o = json_copy(obj);
-    if (!o)
-        return NULL;
+    /* apiVersion and kind first, as Kubernetes writes them (people read
+     * these replies). */
     char av[256];
     as_api_version(res, av, sizeof av);
-    json_object_set_new(o, "apiVersion", json_string(av));
-    json_object_set_new(o, "kind", json_string(res->kind));
+    json_t *o = json_pack("{s:s, s:s}", "apiVersion", av, "kind", res->kind);
+    if (!o)
+        return NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach(obj, k, v) {
+        if (strcmp(k, "apiVersion") && strcmp(k, "kind"))
+            json_object_set(o, k, v);
+    }
     return o;
 }
 
@@ -610,64 +616,9 @@ static int check_rv(struct as_wctx *c, json_t *old, json_t *obj)
 
 /* --- /scale ------------------------------------------------------------- */
 
-static json_t *selector_string(json_t *sel)
-{
-    if (json_is_string(sel))
-        return json_copy(sel);
-    if (!json_is_object(sel))
-        return json_string("");
-    /* matchLabels rendered as Kubernetes prints a selector: sorted k=v. */
-    json_t *ml = json_object_get(sel, "matchLabels");
-    const char *keys[64];
-    size_t nk = 0;
-    const char *k;
-    json_t *v;
-    json_object_foreach(ml, k, v) {
-        if (nk < 64)
-            keys[nk++] = k;
-    }
-    for (size_t i = 1; i < nk; i++)
-        for (size_t j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
-            const char *t = keys[j];
-            keys[j] = keys[j - 1];
-            keys[j - 1] = t;
-        }
-    char buf[2048];
-    size_t off = 0;
-    buf[0] = 0;
-    for (size_t i = 0; i < nk; i++) {
-        const char *val = json_string_value(json_object_get(ml, keys[i]));
-        int w = snprintf(buf + off, sizeof buf - off, "%s%s=%s", i ? "," : "", keys[i],
-                         val ? val : "");
-        if (w < 0 || (size_t)w >= sizeof buf - off)
-            break;
-        off += (size_t)w;
-    }
-    return json_string(buf);
-}
-
 static json_t *scale_of(const struct as_resource *res, json_t *obj)
 {
-    json_t *meta = as_meta(obj);
-    json_t *smeta = json_object();
-    static const char *const keys[] = {"name", "namespace", "uid", "resourceVersion",
-                                       "creationTimestamp", NULL};
-    for (unsigned i = 0; keys[i]; i++) {
-        json_t *v = json_object_get(meta, keys[i]);
-        if (v)
-            json_object_set(smeta, keys[i], v);
-    }
-    json_t *spec_r = res->scale_spec_path ? as_json_path_get(obj, res->scale_spec_path) : NULL;
-    json_t *stat_r = res->scale_status_path ? as_json_path_get(obj, res->scale_status_path) : NULL;
-    json_t *sel = res->scale_selector_path ? as_json_path_get(obj, res->scale_selector_path) : NULL;
-    json_t *status = json_pack("{s:I}", "replicas",
-                               (json_int_t)(json_is_integer(stat_r) ? json_integer_value(stat_r) : 0));
-    if (sel)
-        json_object_set_new(status, "selector", selector_string(sel));
-    return json_pack("{s:s, s:s, s:o, s:{s:I}, s:o}", "kind", "Scale", "apiVersion",
-                     "autoscaling/v1", "metadata", smeta, "spec", "replicas",
-                     (json_int_t)(json_is_integer(spec_r) ? json_integer_value(spec_r) : 0),
-                     "status", status);
+    return as_registry_scale(res, obj);
 }
 
 int as_scale_get(struct as_wctx *c, json_t **out)
@@ -677,7 +628,7 @@ int as_scale_get(struct as_wctx *c, json_t **out)
         return -1;
     *out = scale_of(c->res, old);
     json_decref(old);
-    return 0;
+    return *out ? 0 : as_errf(&c->err, 404, "NotFound", "the server could not find the requested resource");
 }
 
 /* Writes scale's spec.replicas into the object, through commit. */
@@ -779,6 +730,10 @@ int as_obj_patch(struct as_wctx *c, enum as_patch_type type, json_t *patch, json
     }
     int is_scale = c->sub && !strcmp(c->sub, "scale");
     json_t *work = is_scale ? scale_of(c->res, old) : as_present(c->res, old);
+    if (!work) {
+        as_errf(&c->err, 404, "NotFound", "the server could not find the requested resource");
+        goto out;
+    }
     json_t *work_deep = json_deep_copy(work);
     json_decref(work);
     work = work_deep;

@@ -43,4 +43,9 @@ json_t *as_reg_jsonpath(json_t *obj, const char *path);
  * static message when not. */
 int as_reg_jsonpath_valid(const char *path, const char **why);
 
+/* metav1.LabelSelectorAsSelector(sel).String() into out: requirements
+ * sorted by key ("app=web,tier in (a,b),!canary"); "" for a NULL or empty
+ * selector; "<invalid>" (and -1) for one the API would refuse. */
+int as_reg_format_selector(json_t *sel, char *out, size_t cap);
+
 #endif

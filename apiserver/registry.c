@@ -1355,3 +1355,46 @@ int as_reg_jsonpath_valid(const char *path, const char **why)
     json_t *out;
     return jsonpath_walk(NULL, path, &out, why) == 0;
 }
+
+/* --- scale ------------------------------------------------------------------------ */
+
+json_t *as_registry_scale(const struct as_resource *res, json_t *obj)
+{
+    if (!res || !res->has_scale || !json_is_object(obj))
+        return NULL;
+    json_t *meta = json_object_get(obj, "metadata");
+    json_t *m = json_object();
+    json_t *scale = NULL;
+    static const char *const keep[] = {"name", "namespace", "uid", "resourceVersion",
+                                       "creationTimestamp"};
+    for (size_t i = 0; m && i < sizeof keep / sizeof keep[0]; i++) {
+        json_t *v = json_object_get(meta, keep[i]);
+        if (v && !json_is_null(v) && json_object_set(m, keep[i], v))
+            goto out;
+    }
+    json_t *sv = res->scale_spec_path ? as_reg_jsonpath(obj, res->scale_spec_path) : NULL;
+    json_t *st = res->scale_status_path ? as_reg_jsonpath(obj, res->scale_status_path) : NULL;
+    json_t *sel = res->scale_selector_path ? as_reg_jsonpath(obj, res->scale_selector_path) : NULL;
+    json_int_t spec_replicas = json_is_integer(sv) ? json_integer_value(sv) : 0;
+    json_int_t status_replicas = json_is_integer(st) ? json_integer_value(st) : 0;
+    char selector[2048] = "";
+    if (json_is_string(sel))
+        snprintf(selector, sizeof selector, "%s", json_string_value(sel));
+    else if (json_is_object(sel))
+        as_reg_format_selector(sel, selector, sizeof selector);
+    scale = json_pack("{s:s, s:s, s:O, s:{}, s:{s:I}}", "kind", "Scale", "apiVersion",
+                      "autoscaling/v1", "metadata", m, "spec", "status", "replicas",
+                      status_replicas);
+    if (!scale)
+        goto out;
+    if ((spec_replicas &&
+         json_object_set_new(json_object_get(scale, "spec"), "replicas", json_integer(spec_replicas))) ||
+        (*selector && json_object_set_new(json_object_get(scale, "status"), "selector",
+                                          json_string(selector)))) {
+        json_decref(scale);
+        scale = NULL;
+    }
+out:
+    json_decref(m);
+    return scale;
+}

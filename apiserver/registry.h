@@ -60,6 +60,18 @@ int as_registry_add_crd(struct as_registry *reg, json_t *crd);
 /* Stops serving the CRD named name ("<plural>.<group>"). */
 void as_registry_remove_crd(struct as_registry *reg, const char *name);
 
+/* The autoscaling/v1 Scale of obj, for GET/PUT/PATCH .../scale (res has
+ * has_scale): metadata name, namespace, uid, resourceVersion and
+ * creationTimestamp from obj; spec.replicas from scale_spec_path (left out
+ * when 0, as the API's omitempty does); status.replicas from
+ * scale_status_path (0 when missing); status.selector from
+ * scale_selector_path: a string as is (CRDs), a LabelSelector object
+ * (Deployments' .spec.selector) rendered as the real API does
+ * ("app=web,tier in (a,b)"), left out when empty. A new reference; NULL
+ * when res has no scale subresource or obj is not an object.
+ * (Added by the registry's implementer; not in the lead's first contract.) */
+json_t *as_registry_scale(const struct as_resource *res, json_t *obj);
+
 /* Discovery, as new references: GET /api (APIVersions), GET /apis
  * (APIGroupList), GET /api/v1 and GET /apis/<g>/<v> (APIResourceList; NULL
  * when the group version is not served). */

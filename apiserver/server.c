@@ -417,6 +417,12 @@ static json_t *parse_body(struct as_req *r, const char *body, size_t n, int yaml
         send_status(r, 400, "BadRequest", "the request body is empty: an object is required");
         goto out;
     }
+    if (r->ctype[0] && !strstr(r->ctype, "json") && !strstr(r->ctype, "yaml")) {
+        send_status(r, 415, "UnsupportedMediaType",
+                    "the body of the request was in an unknown format - accepted media types "
+                    "include: application/json, application/yaml");
+        goto out;
+    }
     if (yaml) {
         struct mg_yaml_limits yl;
         mg_yaml_limits_default(&yl);
@@ -1228,6 +1234,12 @@ int as_server_start(struct as_server *srv, const struct as_opts *opts, const cha
     srv->opts = *opts;
     if (opts->token_file && (rc = read_token(opts->token_file, &srv->token, err)) < 0)
         return rc;
+    /* --data names a directory to use: created when missing (its parent
+     * must exist). */
+    if (mkdir(opts->data_dir, 0700) == -1 && errno != EEXIST) {
+        *err = "--data: cannot create the directory";
+        return -errno;
+    }
     if ((rc = as_store_open(opts->data_dir, opts->watch_history, &srv->store, err)) < 0)
         return rc;
     if ((rc = as_registry_new(&srv->reg)) < 0) {

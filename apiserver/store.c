@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -428,6 +429,13 @@ static int as_lock_dir(struct as_store *st, const char *dir, const char **err)
     if (n < 0 || (size_t)n >= sizeof path) {
         *err = "data directory path too long";
         return -ENAMETOOLONG;
+    }
+    /* A missing data directory is created (its parent must exist). */
+    if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+        int e = errno;
+        snprintf(msg, sizeof msg, "cannot create data directory %.400s: %s", dir, strerror(e));
+        *err = msg;
+        return -e;
     }
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd == -1) {

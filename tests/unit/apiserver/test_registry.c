@@ -3,6 +3,8 @@
  * rendering (apiserver/registry.c, discovery.c, openapi.c, table.c). */
 #include "apiserver/registry.c"
 #include "apiserver/discovery.c"
+#include "apiserver/openapi.c"
+#include "apiserver/table.c"
 #include "tests/unit/test.h"
 
 /* Until apiserver/schema.c (branch as-pure) is merged: stand-ins that
@@ -760,6 +762,637 @@ static void t_version_priority(void)
         }
 }
 
+/* --- OpenAPI v3 ---------------------------------------------------------------- */
+
+/* Every served group version, as the root lists them. */
+static const char *const gv_keys[] = {"api/v1", "apis/apps/v1", "apis/coordination.k8s.io/v1",
+                                      "apis/apiextensions.k8s.io/v1"};
+
+static const char *root_url(json_t *root, const char *key)
+{
+    return jstr(json_object_get(json_object_get(root, "paths"), key), "serverRelativeURL");
+}
+
+static void t_openapi_root(void)
+{
+    struct as_registry *reg = new_reg();
+    REQUIRE(reg);
+    json_t *root = as_openapi_root(reg);
+    REQUIRE(root);
+    CHECK_EQ_INT(json_object_size(json_object_get(root, "paths")), 4);
+    char before[4][300];
+    for (size_t i = 0; i < 4; i++) {
+        const char *url = root_url(root, gv_keys[i]);
+        REQUIRE(url);
+        char prefix[128];
+        snprintf(prefix, sizeof prefix, "/openapi/v3/%s?hash=", gv_keys[i]);
+        CHECK(!strncmp(url, prefix, strlen(prefix)));
+        const char *h = url + strlen(prefix);
+        CHECK_EQ_INT(strlen(h), 128);
+        for (const char *p = h; *p; p++)
+            CHECK((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'F'));
+        snprintf(before[i], sizeof before[i], "%s", url);
+    }
+    /* Stable: the same registry gives the same hashes. */
+    json_t *again = as_openapi_root(reg);
+    CHECK(json_equal(root, again));
+    json_decref(again);
+
+    /* A CRD adds its group version; the others keep their hash. */
+    json_t *crd = parse(crd_text);
+    CHECK_EQ_INT(as_registry_add_crd(reg, crd), 0);
+    json_t *root2 = as_openapi_root(reg);
+    CHECK_EQ_INT(json_object_size(json_object_get(root2, "paths")), 5);
+    const char *crd_url = root_url(root2, "apis/modelgate.dev/v1alpha1");
+    CHECK(crd_url && !strncmp(crd_url, "/openapi/v3/apis/modelgate.dev/v1alpha1?hash=", 45));
+    for (size_t i = 0; i < 4; i++)
+        CHECK_EQ_STR(root_url(root2, gv_keys[i]), before[i]);
+    char crd_before[300];
+    snprintf(crd_before, sizeof crd_before, "%s", crd_url ? crd_url : "");
+
+    /* Changing the CRD's schema changes its document's hash. */
+    json_t *props = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(
+        json_array_get(json_object_get(json_object_get(crd, "spec"), "versions"), 0), "schema"),
+        "openAPIV3Schema"), "properties"), "spec"), "properties");
+    json_object_set_new(props, "version", json_pack("{s:s}", "type", "string"));
+    CHECK_EQ_INT(as_registry_add_crd(reg, crd), 0);
+    json_t *root3 = as_openapi_root(reg);
+    const char *u3 = root_url(root3, "apis/modelgate.dev/v1alpha1");
+    CHECK(u3 && strcmp(u3, crd_before) != 0);
+
+    as_registry_remove_crd(reg, "modeldeployments.modelgate.dev");
+    json_t *root4 = as_openapi_root(reg);
+    CHECK(json_equal(root, root4));
+    json_decref(root4);
+    json_decref(root3);
+    json_decref(root2);
+    json_decref(root);
+    json_decref(crd);
+    as_registry_free(reg);
+}
+
+/* kubectl's queryParamVerifierV3.HasSupport(gvk, "fieldValidation"): finds
+ * the patch operation for the GVK and looks for the query parameter.
+ * 1 supported, 0 unsupported, -1 no patch path for the GVK. */
+static int kubectl_field_validation(json_t *doc, const char *g, const char *v, const char *k)
+{
+    const char *path;
+    json_t *item;
+    json_object_foreach(json_object_get(doc, "paths"), path, item) {
+        json_t *op = json_object_get(item, "patch");
+        if (!op)
+            continue;
+        json_t *gvk = json_object_get(op, "x-kubernetes-group-version-kind");
+        if (!json_is_object(gvk) || strcmp(jstr(gvk, "group") ? jstr(gvk, "group") : "-", g) ||
+            strcmp(jstr(gvk, "version") ? jstr(gvk, "version") : "-", v) ||
+            strcmp(jstr(gvk, "kind") ? jstr(gvk, "kind") : "-", k))
+            continue;
+        size_t i;
+        json_t *p;
+        json_array_foreach(json_object_get(op, "parameters"), i, p) {
+            if (!strcmp(jstr(p, "name") ? jstr(p, "name") : "", "fieldValidation") &&
+                !strcmp(jstr(p, "in") ? jstr(p, "in") : "", "query"))
+                return 1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+/* Whether every "$ref" in v points at a schema the document has. */
+static int refs_resolve(json_t *doc, json_t *v)
+{
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e) {
+            if (!strcmp(k, "$ref")) {
+                const char *r = json_string_value(e);
+                const char *pre = "#/components/schemas/";
+                if (!r || strncmp(r, pre, strlen(pre)) ||
+                    !json_object_get(json_object_get(json_object_get(doc, "components"), "schemas"),
+                                     r + strlen(pre))) {
+                    printf("# dangling $ref %s\n", r ? r : "(non-string)");
+                    return 0;
+                }
+            } else if (!refs_resolve(doc, e)) {
+                return 0;
+            }
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) if (!refs_resolve(doc, e)) return 0;
+    }
+    return 1;
+}
+
+static void t_openapi_field_validation(void)
+{
+    struct as_registry *reg = new_reg();
+    json_t *crd = parse(crd_text);
+    REQUIRE(reg && crd);
+    CHECK_EQ_INT(as_registry_add_crd(reg, crd), 0);
+    size_t it = 0;
+    const struct as_resource *r;
+    int n = 0;
+    while ((r = as_reg_next(reg, &it))) {
+        json_t *doc = as_openapi_group_version(reg, r->group, r->version);
+        CHECK(doc != NULL);
+        int fv = kubectl_field_validation(doc, r->group, r->version, r->kind);
+        if (fv != 1)
+            printf("# %s/%s %s: %d\n", r->group, r->version, r->kind, fv);
+        CHECK_EQ_INT(fv, 1);
+        CHECK(refs_resolve(doc, doc));
+        CHECK_EQ_STR(jstr(doc, "openapi"), "3.0.0");
+        n++;
+        json_decref(doc);
+    }
+    CHECK_EQ_INT(n, 11);
+    /* The namespace fallback kubectl uses for unknown group versions. */
+    json_t *core = as_openapi_group_version(reg, "", "v1");
+    CHECK_EQ_INT(kubectl_field_validation(core, "", "v1", "Namespace"), 1);
+    CHECK_EQ_INT(kubectl_field_validation(core, "apps", "v1", "Deployment"), -1);
+    /* Built-ins: no strategic merge patch content type, so kubectl computes
+     * strategic patches from its own compiled-in types. */
+    json_t *patch = json_object_get(json_object_get(json_object_get(core, "paths"),
+                                                    "/api/v1/namespaces/{namespace}/pods/{name}"),
+                                    "patch");
+    REQUIRE(patch);
+    json_t *ct = json_object_get(json_object_get(patch, "requestBody"), "content");
+    CHECK(json_object_get(ct, "application/merge-patch+json") != NULL);
+    CHECK(json_object_get(ct, "application/apply-patch+yaml") != NULL);
+    CHECK(json_object_get(ct, "application/strategic-merge-patch+json") == NULL);
+    CHECK_EQ_STR(jstr(patch, "operationId"), "patchCoreV1NamespacedPod");
+    CHECK_EQ_STR(jstr(patch, "x-kubernetes-action"), "patch");
+    /* Cluster-scoped types have no namespace in their paths. */
+    CHECK(json_object_get(json_object_get(core, "paths"), "/api/v1/namespaces/{name}") != NULL);
+    CHECK(json_object_get(json_object_get(core, "paths"), "/api/v1/namespaces/{name}/status") != NULL);
+    json_decref(core);
+
+    json_t *apps = as_openapi_group_version(reg, "apps", "v1");
+    json_t *scale = json_object_get(json_object_get(json_object_get(apps, "paths"),
+        "/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"), "patch");
+    REQUIRE(scale);
+    CHECK_JSON(json_object_get(scale, "x-kubernetes-group-version-kind"),
+               "{\"group\":\"autoscaling\",\"version\":\"v1\",\"kind\":\"Scale\"}");
+    CHECK_EQ_STR(jstr(scale, "operationId"), "patchAppsV1NamespacedDeploymentScale");
+    json_decref(apps);
+
+    CHECK(as_openapi_group_version(reg, "batch", "v1") == NULL);
+    CHECK(as_openapi_group_version(reg, "modelgate.dev", "v1") == NULL);
+    json_decref(crd);
+    as_registry_free(reg);
+}
+
+static void t_openapi_crd_schema(void)
+{
+    struct as_registry *reg = new_reg();
+    json_t *crd = parse(crd_text);
+    REQUIRE(reg && crd);
+    CHECK_EQ_INT(as_registry_add_crd(reg, crd), 0);
+    json_t *doc = as_openapi_group_version(reg, "modelgate.dev", "v1alpha1");
+    REQUIRE(doc);
+    json_t *schemas = json_object_get(json_object_get(doc, "components"), "schemas");
+    json_t *s = json_object_get(schemas, "dev.modelgate.v1alpha1.ModelDeployment");
+    REQUIRE(s);
+    CHECK_JSON(json_object_get(s, "x-kubernetes-group-version-kind"),
+               "[{\"group\":\"modelgate.dev\",\"version\":\"v1alpha1\",\"kind\":\"ModelDeployment\"}]");
+    json_t *props = json_object_get(s, "properties");
+    CHECK_EQ_STR(jstr(json_object_get(json_object_get(json_object_get(props, "spec"), "properties"),
+                                      "model"),
+                      "type"),
+                 "string");
+    CHECK_EQ_STR(jstr(json_object_get(props, "apiVersion"), "type"), "string");
+    CHECK_EQ_STR(jstr(json_object_get(props, "kind"), "type"), "string");
+    CHECK(json_object_get(props, "metadata") != NULL);
+    CHECK(json_is_true(json_object_get(json_object_get(props, "status"),
+                                       "x-kubernetes-preserve-unknown-fields")));
+    json_t *list = json_object_get(schemas, "dev.modelgate.v1alpha1.ModelDeploymentList");
+    REQUIRE(list);
+    CHECK_JSON(json_object_get(list, "x-kubernetes-group-version-kind"),
+               "[{\"group\":\"modelgate.dev\",\"version\":\"v1alpha1\",\"kind\":\"ModelDeploymentList\"}]");
+    /* The registry's own copy is not touched by publishing it. */
+    const struct as_resource *r = as_registry_find(reg, "modelgate.dev", "v1alpha1", "modeldeployments");
+    CHECK(json_object_get(json_object_get(r->schema, "properties"), "apiVersion") == NULL);
+    /* Custom resources take merge patches, never strategic ones. */
+    json_t *patch = json_object_get(json_object_get(json_object_get(doc, "paths"),
+        "/apis/modelgate.dev/v1alpha1/namespaces/{namespace}/modeldeployments/{name}"), "patch");
+    REQUIRE(patch);
+    CHECK_EQ_STR(jstr(patch, "operationId"), "patchModelgateDevV1alpha1NamespacedModelDeployment");
+    CHECK(json_object_get(json_object_get(json_object_get(patch, "requestBody"), "content"),
+                          "application/strategic-merge-patch+json") == NULL);
+    CHECK(json_object_get(json_object_get(json_object_get(doc, "paths"),
+        "/apis/modelgate.dev/v1alpha1/namespaces/{namespace}/modeldeployments/{name}/status"), "patch") != NULL);
+    CHECK(json_object_get(schemas, "io.k8s.api.autoscaling.v1.Scale") != NULL);
+    /* Built-ins: minimal, honest schemas explain can still find. */
+    json_t *core = as_openapi_group_version(reg, "", "v1");
+    json_t *pod = json_object_get(json_object_get(json_object_get(core, "components"), "schemas"),
+                                  "io.k8s.api.core.v1.Pod");
+    REQUIRE(pod);
+    CHECK_EQ_STR(jstr(pod, "type"), "object");
+    CHECK(json_is_true(json_object_get(pod, "x-kubernetes-preserve-unknown-fields")));
+    CHECK_JSON(json_object_get(pod, "x-kubernetes-group-version-kind"),
+               "[{\"group\":\"\",\"version\":\"v1\",\"kind\":\"Pod\"}]");
+    json_decref(core);
+    json_t *ext = as_openapi_group_version(reg, "apiextensions.k8s.io", "v1");
+    CHECK(json_object_get(json_object_get(json_object_get(ext, "components"), "schemas"),
+          "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition") != NULL);
+    json_decref(ext);
+    json_t *co = as_openapi_group_version(reg, "coordination.k8s.io", "v1");
+    CHECK(json_object_get(json_object_get(json_object_get(co, "components"), "schemas"),
+          "io.k8s.api.coordination.v1.Lease") != NULL);
+    json_decref(co);
+    json_decref(doc);
+    json_decref(crd);
+    as_registry_free(reg);
+}
+
+/* --- tables ------------------------------------------------------------------------ */
+
+static void t_human_duration(void)
+{
+    static const struct {
+        int64_t s;
+        const char *want;
+    } cases[] = {
+        {-3, "<invalid>"}, {-2, "<invalid>"}, {-1, "0s"}, {0, "0s"}, {1, "1s"}, {59, "59s"},
+        {119, "119s"}, {120, "2m"}, {121, "2m1s"}, {200, "3m20s"}, {599, "9m59s"}, {600, "10m"},
+        {601, "10m"}, {179 * 60 + 59, "179m"}, {3 * 3600, "3h"}, {3 * 3600 + 60, "3h1m"},
+        {3 * 3600 + 119, "3h1m"}, {8 * 3600 - 1, "7h59m"}, {8 * 3600, "8h"}, {8 * 3600 + 3599, "8h"},
+        {48 * 3600 - 1, "47h"}, {48 * 3600, "2d"}, {49 * 3600, "2d1h"}, {8 * 86400 - 1, "7d23h"},
+        {8 * 86400, "8d"}, {730LL * 86400 - 1, "729d"}, {730LL * 86400, "2y"},
+        {731LL * 86400, "2y1d"}, {8LL * 365 * 86400 - 1, "7y364d"}, {8LL * 365 * 86400, "8y"},
+        {20LL * 365 * 86400 + 5 * 86400, "20y"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[32], name[64];
+        as_reg_human_duration(cases[i].s * 1000000, out, sizeof out);
+        snprintf(name, sizeof name, "human_duration %llds", (long long)cases[i].s);
+        if (strcmp(out, cases[i].want))
+            printf("# %llds: got %s, want %s\n", (long long)cases[i].s, out, cases[i].want);
+        test_report(name, !strcmp(out, cases[i].want));
+    }
+    char out[32];
+    /* Go truncates toward zero: -1.9s is still "0s", -2.1s is not. */
+    as_reg_human_duration(-1900000, out, sizeof out);
+    CHECK_EQ_STR(out, "0s");
+    as_reg_human_duration(-2100000, out, sizeof out);
+    CHECK_EQ_STR(out, "<invalid>");
+    as_reg_human_duration(119999999, out, sizeof out);
+    CHECK_EQ_STR(out, "119s");
+}
+
+static void t_parse_time(void)
+{
+    int64_t us;
+    CHECK_EQ_INT(as_reg_parse_time("1970-01-01T00:00:00Z", &us), 0);
+    CHECK_EQ_INT(us, 0);
+    CHECK_EQ_INT(as_reg_parse_time("2026-11-23T14:21:12Z", &us), 0);
+    CHECK_EQ_INT(us, 1795443672LL * 1000000);
+    CHECK_EQ_INT(as_reg_parse_time("2026-11-23T15:21:12.5+01:00", &us), 0);
+    CHECK_EQ_INT(us, 1795443672LL * 1000000 + 500000);
+    CHECK_EQ_INT(as_reg_parse_time("2024-02-29T00:00:00.123456789Z", &us), 0);
+    CHECK_EQ_INT(us % 1000000, 123456);
+    static const char *const bad[] = {"", "2026-11-23", "2026-11-23 14:21:12Z", "2026-13-01T00:00:00Z",
+                                      "2026-11-23T24:00:00Z", "2026-11-23T14:21:12", "2026-11-23T14:21:12Zx",
+                                      "2026-11-23T14:21:12.Z", "yesterday"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK_EQ_INT(as_reg_parse_time(bad[i], &us), -EINVAL);
+}
+
+/* The column names kubectl prints (upper-cased, priority 0 only), and
+ * the -o wide ones. */
+static void col_names(json_t *cols, char *normal, char *wide, size_t cap)
+{
+    normal[0] = wide[0] = '\0';
+    size_t i;
+    json_t *c;
+    json_array_foreach(cols, i, c) {
+        char up[64];
+        const char *n = jstr(c, "name");
+        size_t k = 0;
+        for (; n && n[k] && k < sizeof up - 1; k++)
+            up[k] = (char)toupper((unsigned char)n[k]);
+        up[k] = '\0';
+        char *dst = json_integer_value(json_object_get(c, "priority")) ? wide : normal;
+        snprintf(dst + strlen(dst), cap - strlen(dst), "%s%s", *dst ? "|" : "", up);
+    }
+}
+
+static void t_table_columns_builtins(void)
+{
+    struct as_registry *reg = new_reg();
+    REQUIRE(reg);
+    static const struct {
+        const char *g, *plural, *normal, *wide;
+    } want[] = {
+        {"", "pods", "NAME|READY|STATUS|RESTARTS|AGE", "IP|NODE|NOMINATED NODE|READINESS GATES"},
+        {"apps", "deployments", "NAME|READY|UP-TO-DATE|AVAILABLE|AGE", "CONTAINERS|IMAGES|SELECTOR"},
+        {"", "services", "NAME|TYPE|CLUSTER-IP|EXTERNAL-IP|PORT(S)|AGE", "SELECTOR"},
+        {"", "configmaps", "NAME|DATA|AGE", ""},
+        {"", "secrets", "NAME|TYPE|DATA|AGE", ""},
+        {"", "namespaces", "NAME|STATUS|AGE", ""},
+        {"", "serviceaccounts", "NAME|SECRETS|AGE", ""},
+        {"", "events", "LAST SEEN|TYPE|REASON|OBJECT|MESSAGE", "SUBOBJECT|SOURCE|FIRST SEEN|COUNT|NAME"},
+        {"coordination.k8s.io", "leases", "NAME|HOLDER|AGE", ""},
+        {"apiextensions.k8s.io", "customresourcedefinitions", "NAME|CREATED AT", ""},
+    };
+    json_t *empty = json_object();
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const struct as_resource *r = as_registry_find(reg, want[i].g, "v1", want[i].plural);
+        REQUIRE(r);
+        json_t *cols = as_table_columns(r);
+        REQUIRE(cols);
+        char normal[256], wide[256];
+        col_names(cols, normal, wide, sizeof normal);
+        CHECK_EQ_STR(normal, want[i].normal);
+        CHECK_EQ_STR(wide, want[i].wide);
+        /* Every column has the five fields; the name column says so. */
+        size_t k;
+        json_t *c;
+        int has_name = 0;
+        json_array_foreach(cols, k, c) {
+            CHECK(json_is_string(json_object_get(c, "name")) && json_is_string(json_object_get(c, "type")) &&
+                  json_is_string(json_object_get(c, "format")) &&
+                  json_is_string(json_object_get(c, "description")) &&
+                  json_is_integer(json_object_get(c, "priority")));
+            has_name |= !strcmp(jstr(c, "format"), "name") && !strcmp(jstr(c, "name"), "Name");
+        }
+        CHECK(has_name);
+        /* An object with nothing in it still renders, one cell per column. */
+        json_t *cells = as_table_cells(r, empty, 1000);
+        CHECK(cells && json_array_size(cells) == json_array_size(cols));
+        json_decref(cells);
+        json_decref(cols);
+    }
+    json_decref(empty);
+    as_registry_free(reg);
+}
+
+#define NOW 1795443672LL /* 2026-11-23T14:21:12Z */
+
+static json_t *cells_of(struct as_registry *reg, const char *g, const char *plural, const char *obj)
+{
+    const struct as_resource *r = as_registry_find(reg, g, "v1", plural);
+    json_t *o = parse(obj);
+    json_t *cells = r && o ? as_table_cells(r, o, NOW) : NULL;
+    json_decref(o);
+    return cells;
+}
+
+static void t_table_cells_pods(void)
+{
+    struct as_registry *reg = new_reg();
+    REQUIRE(reg);
+    json_t *c = cells_of(reg, "", "pods",
+        "{\"metadata\":{\"name\":\"web-1\",\"creationTimestamp\":\"2026-11-23T14:16:12Z\"},"
+        "\"spec\":{\"nodeName\":\"node-1\",\"containers\":[{\"name\":\"a\"},{\"name\":\"b\"}]},"
+        "\"status\":{\"phase\":\"Running\",\"podIP\":\"10.1.2.3\",\"containerStatuses\":["
+        "{\"name\":\"a\",\"ready\":true,\"restartCount\":2,\"state\":{\"running\":{}},"
+        "\"lastState\":{\"terminated\":{\"exitCode\":1,\"finishedAt\":\"2026-11-23T14:18:12Z\"}}},"
+        "{\"name\":\"b\",\"ready\":false,\"restartCount\":1,\"state\":{\"running\":{}}}]}}");
+    CHECK_JSON(c, "[\"web-1\",\"1/2\",\"Running\",\"3 (3m ago)\",\"5m\",\"10.1.2.3\",\"node-1\","
+                  "\"<none>\",\"<none>\"]");
+    json_decref(c);
+    c = cells_of(reg, "", "pods",
+        "{\"metadata\":{\"name\":\"p\",\"creationTimestamp\":\"2026-11-23T14:21:02Z\"},"
+        "\"spec\":{\"containers\":[{\"name\":\"a\"}]},\"status\":{\"phase\":\"Pending\","
+        "\"containerStatuses\":[{\"name\":\"a\",\"state\":{\"waiting\":{\"reason\":\"ImagePullBackOff\"}}}]}}");
+    CHECK_JSON(c, "[\"p\",\"0/1\",\"ImagePullBackOff\",\"0\",\"10s\",\"<none>\",\"<none>\",\"<none>\",\"<none>\"]");
+    json_decref(c);
+    c = cells_of(reg, "", "pods",
+        "{\"metadata\":{\"name\":\"p\",\"creationTimestamp\":\"2026-11-20T14:21:12Z\","
+        "\"deletionTimestamp\":\"2026-11-23T14:21:00Z\"},\"spec\":{\"containers\":[{\"name\":\"a\"}]},"
+        "\"status\":{\"phase\":\"Running\"}}");
+    CHECK_JSON(c, "[\"p\",\"0/1\",\"Terminating\",\"0\",\"3d\",\"<none>\",\"<none>\",\"<none>\",\"<none>\"]");
+    json_decref(c);
+    c = cells_of(reg, "", "pods",
+        "{\"metadata\":{\"name\":\"p\"},\"spec\":{\"initContainers\":[{\"name\":\"i1\"},{\"name\":\"i2\"}],"
+        "\"containers\":[{\"name\":\"a\"}]},\"status\":{\"phase\":\"Pending\",\"initContainerStatuses\":["
+        "{\"name\":\"i1\",\"state\":{\"terminated\":{\"exitCode\":0}}},{\"name\":\"i2\",\"state\":{\"running\":{}}}]}}");
+    CHECK_JSON(c, "[\"p\",\"0/1\",\"Init:1/2\",\"0\",\"<unknown>\",\"<none>\",\"<none>\",\"<none>\",\"<none>\"]");
+    json_decref(c);
+    as_registry_free(reg);
+}
+
+static void t_table_cells_builtins(void)
+{
+    struct as_registry *reg = new_reg();
+    REQUIRE(reg);
+    json_t *c = cells_of(reg, "apps", "deployments",
+        "{\"metadata\":{\"name\":\"web\",\"creationTimestamp\":\"2026-11-23T12:21:12Z\"},"
+        "\"spec\":{\"replicas\":3,\"selector\":{\"matchLabels\":{\"app\":\"web\"},\"matchExpressions\":"
+        "[{\"key\":\"tier\",\"operator\":\"In\",\"values\":[\"b\",\"a\"]},{\"key\":\"canary\",\"operator\":\"DoesNotExist\"}]},"
+        "\"template\":{\"spec\":{\"containers\":[{\"name\":\"web\",\"image\":\"nginx:1\"},"
+        "{\"name\":\"proxy\",\"image\":\"modelgate:0.1\"}]}}},"
+        "\"status\":{\"readyReplicas\":2,\"updatedReplicas\":3,\"availableReplicas\":2}}");
+    CHECK_JSON(c, "[\"web\",\"2/3\",3,2,\"120m\",\"web,proxy\",\"nginx:1,modelgate:0.1\","
+                  "\"app=web,!canary,tier in (a,b)\"]");
+    json_decref(c);
+    c = cells_of(reg, "apps", "deployments", "{\"metadata\":{\"name\":\"d\"},\"spec\":{}}");
+    CHECK_JSON(c, "[\"d\",\"0/1\",0,0,\"<unknown>\",\"\",\"\",\"\"]");
+    json_decref(c);
+
+    c = cells_of(reg, "", "services",
+        "{\"metadata\":{\"name\":\"web\",\"creationTimestamp\":\"2026-11-23T14:20:00Z\"},"
+        "\"spec\":{\"type\":\"NodePort\",\"clusterIP\":\"10.96.0.10\",\"ports\":[{\"port\":80,\"protocol\":\"TCP\"},"
+        "{\"port\":443,\"nodePort\":30443}],\"selector\":{\"tier\":\"fe\",\"app\":\"web\"}}}");
+    CHECK_JSON(c, "[\"web\",\"NodePort\",\"10.96.0.10\",\"<none>\",\"80/TCP,443:30443/TCP\",\"72s\","
+                  "\"app=web,tier=fe\"]");
+    json_decref(c);
+    c = cells_of(reg, "", "services",
+        "{\"metadata\":{\"name\":\"lb\"},\"spec\":{\"type\":\"LoadBalancer\",\"clusterIPs\":[\"10.0.0.2\"]}}");
+    CHECK_JSON(c, "[\"lb\",\"LoadBalancer\",\"10.0.0.2\",\"<pending>\",\"<none>\",\"<unknown>\",\"<none>\"]");
+    json_decref(c);
+    c = cells_of(reg, "", "services",
+        "{\"metadata\":{\"name\":\"lb\"},\"spec\":{\"type\":\"LoadBalancer\",\"externalIPs\":[\"1.2.3.4\"]},"
+        "\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"5.6.7.8\"},{\"hostname\":\"lb.example.com\"}]}}}");
+    CHECK_EQ_STR(json_string_value(json_array_get(c, 3)), "5.6.7.8,lb.example.com,1.2.3.4");
+    json_decref(c);
+    c = cells_of(reg, "", "services", "{\"metadata\":{\"name\":\"s\"},\"spec\":{\"ports\":[{\"port\":53,\"protocol\":\"UDP\"}]}}");
+    CHECK_JSON(c, "[\"s\",\"ClusterIP\",\"<none>\",\"<none>\",\"53/UDP\",\"<unknown>\",\"<none>\"]");
+    json_decref(c);
+
+    c = cells_of(reg, "", "configmaps",
+        "{\"metadata\":{\"name\":\"cfg\",\"creationTimestamp\":\"2026-11-22T14:21:12Z\"},"
+        "\"data\":{\"a\":\"1\",\"b\":\"2\"},\"binaryData\":{\"c\":\"AA==\"}}");
+    CHECK_JSON(c, "[\"cfg\",3,\"24h\"]");
+    json_decref(c);
+    c = cells_of(reg, "", "secrets",
+        "{\"metadata\":{\"name\":\"tls\",\"creationTimestamp\":\"2026-11-23T14:21:12Z\"},"
+        "\"type\":\"kubernetes.io/tls\",\"data\":{\"tls.crt\":\"\",\"tls.key\":\"\"}}");
+    CHECK_JSON(c, "[\"tls\",\"kubernetes.io/tls\",2,\"0s\"]");
+    json_decref(c);
+    c = cells_of(reg, "", "secrets", "{\"metadata\":{\"name\":\"s\"}}");
+    CHECK_JSON(c, "[\"s\",\"Opaque\",0,\"<unknown>\"]");
+    json_decref(c);
+    c = cells_of(reg, "", "namespaces",
+        "{\"metadata\":{\"name\":\"prod\",\"creationTimestamp\":\"2026-11-13T14:21:12Z\"},"
+        "\"status\":{\"phase\":\"Terminating\"}}");
+    CHECK_JSON(c, "[\"prod\",\"Terminating\",\"10d\"]");
+    json_decref(c);
+    c = cells_of(reg, "", "serviceaccounts",
+        "{\"metadata\":{\"name\":\"default\",\"creationTimestamp\":\"2026-11-23T14:19:12Z\"},"
+        "\"secrets\":[{\"name\":\"t\"}]}");
+    CHECK_JSON(c, "[\"default\",1,\"2m\"]");
+    json_decref(c);
+    c = cells_of(reg, "coordination.k8s.io", "leases",
+        "{\"metadata\":{\"name\":\"modelgate-operator\",\"creationTimestamp\":\"2026-11-23T14:11:12Z\"},"
+        "\"spec\":{\"holderIdentity\":\"op-1_abc\",\"leaseDurationSeconds\":15}}");
+    CHECK_JSON(c, "[\"modelgate-operator\",\"op-1_abc\",\"10m\"]");
+    json_decref(c);
+    c = cells_of(reg, "apiextensions.k8s.io", "customresourcedefinitions",
+        "{\"metadata\":{\"name\":\"modeldeployments.modelgate.dev\","
+        "\"creationTimestamp\":\"2026-11-23T15:00:00.25+01:00\"}}");
+    CHECK_JSON(c, "[\"modeldeployments.modelgate.dev\",\"2026-11-23T14:00:00Z\"]");
+    json_decref(c);
+
+    c = cells_of(reg, "", "events",
+        "{\"metadata\":{\"name\":\"web.1800\",\"namespace\":\"default\"},"
+        "\"involvedObject\":{\"kind\":\"ModelDeployment\",\"name\":\"llama\",\"fieldPath\":\"spec\"},"
+        "\"reason\":\"RolloutStarted\",\"message\":\"  canary v2 at 5%\\n\",\"type\":\"Normal\","
+        "\"firstTimestamp\":\"2026-11-23T14:01:12Z\",\"lastTimestamp\":\"2026-11-23T14:20:12Z\","
+        "\"count\":4,\"source\":{\"component\":\"modelgate-operator\",\"host\":\"node-1\"}}");
+    CHECK_JSON(c, "[\"60s\",\"Normal\",\"RolloutStarted\",\"modeldeployment/llama\",\"spec\","
+                  "\"modelgate-operator, node-1\",\"canary v2 at 5%\",\"20m\",4,\"web.1800\"]");
+    json_decref(c);
+    c = cells_of(reg, "", "events",
+        "{\"metadata\":{\"name\":\"e\"},\"involvedObject\":{\"kind\":\"Node\"},\"reason\":\"R\","
+        "\"eventTime\":\"2026-11-23T14:21:00.000000Z\",\"reportingComponent\":\"ctl\"}");
+    CHECK_JSON(c, "[\"12s\",\"\",\"R\",\"node\",\"\",\"ctl\",\"\",\"12s\",1,\"e\"]");
+    json_decref(c);
+    as_registry_free(reg);
+}
+
+static void t_table_crd_columns(void)
+{
+    struct as_registry *reg = new_reg();
+    json_t *crd = parse(crd_text);
+    REQUIRE(reg && crd);
+    CHECK_EQ_INT(as_registry_add_crd(reg, crd), 0);
+    const struct as_resource *r = as_registry_find(reg, "modelgate.dev", "v1alpha1", "modeldeployments");
+    REQUIRE(r);
+    json_t *cols = as_table_columns(r);
+    char normal[256], wide[256];
+    col_names(cols, normal, wide, sizeof normal);
+    CHECK_EQ_STR(normal, "NAME|MODEL|PHASE|CANARY|READY|AGE");
+    CHECK_EQ_STR(wide, "RATIO|FIRST");
+    CHECK_JSON(json_array_get(cols, 1),
+               "{\"name\":\"Model\",\"type\":\"string\",\"format\":\"\",\"description\":"
+               "\"Custom resource definition column (in JSONPath format): .spec.model\",\"priority\":0}");
+    CHECK_JSON(json_array_get(cols, 4),
+               "{\"name\":\"Ratio\",\"type\":\"number\",\"format\":\"\",\"description\":"
+               "\"Custom resource definition column (in JSONPath format): .status.ratio\",\"priority\":1}");
+    CHECK_EQ_STR(jstr(json_array_get(cols, 0), "format"), "name");
+    json_decref(cols);
+
+    json_t *obj = parse(
+        "{\"apiVersion\":\"modelgate.dev/v1alpha1\",\"kind\":\"ModelDeployment\","
+        "\"metadata\":{\"name\":\"llama\",\"creationTimestamp\":\"2026-11-23T14:16:12Z\"},"
+        "\"spec\":{\"model\":\"llama-3-8b\",\"items\":[{\"name\":\"first\"},{\"name\":\"second\"}]},"
+        "\"status\":{\"weights\":{\"stable\":95,\"candidate\":5},\"ratio\":0.25,\"ready\":true}}");
+    json_t *cells = as_table_cells(r, obj, NOW);
+    /* Phase is missing: the real server sends null, kubectl prints "". */
+    CHECK_JSON(cells, "[\"llama\",\"llama-3-8b\",null,5,0.25,true,\"first\",\"5m\"]");
+    json_decref(cells);
+    json_decref(obj);
+
+    /* Type-aware rendering of odd values. */
+    obj = parse("{\"metadata\":{\"name\":\"x\",\"creationTimestamp\":\"not a time\"},"
+                "\"spec\":{\"model\":{\"b\":1,\"a\":[true]},\"items\":[]},"
+                "\"status\":{\"phase\":12,\"weights\":{\"candidate\":7.9},\"ratio\":\"high\",\"ready\":\"yes\"}}");
+    cells = as_table_cells(r, obj, NOW);
+    CHECK_JSON(cells, "[\"x\",\"{\\\"a\\\":[true],\\\"b\\\":1}\",\"12\",7,null,null,null,\"<invalid>\"]");
+    json_decref(cells);
+    json_decref(obj);
+
+    /* A version without printer columns: Name and Age. */
+    json_t *v = json_array_get(json_object_get(json_object_get(crd, "spec"), "versions"), 0);
+    json_object_del(v, "additionalPrinterColumns");
+    CHECK_EQ_INT(as_registry_add_crd(reg, crd), 0);
+    cols = as_table_columns(r);
+    col_names(cols, normal, wide, sizeof normal);
+    CHECK_EQ_STR(normal, "NAME|AGE");
+    CHECK_EQ_STR(jstr(json_array_get(cols, 1), "type"), "date");
+    json_decref(cols);
+    obj = parse("{\"metadata\":{\"name\":\"y\",\"creationTimestamp\":\"2026-11-21T10:21:12Z\"}}");
+    cells = as_table_cells(r, obj, NOW);
+    CHECK_JSON(cells, "[\"y\",\"2d4h\"]");
+    json_decref(cells);
+    json_decref(obj);
+    json_decref(crd);
+    as_registry_free(reg);
+}
+
+static void t_go_float(void)
+{
+    static const struct {
+        double v;
+        const char *want;
+    } cases[] = {{0.25, "0.25"}, {0.1, "0.1"}, {123456, "123456"}, {1e6, "1e+06"},
+                 {1234567, "1.234567e+06"}, {0.0001, "0.0001"}, {0.00001, "1e-05"},
+                 {-2.5, "-2.5"}, {0, "0"}, {1e21, "1e+21"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[64];
+        go_float(cases[i].v, out, sizeof out);
+        CHECK_EQ_STR(out, cases[i].want);
+    }
+}
+
+static void t_jsonpath(void)
+{
+    json_t *o = parse("{\"a\":{\"b\":[{\"c\":1},{\"c\":2}],\"d.e\":\"x\",\"n\":null}}");
+    CHECK_EQ_INT(json_integer_value(as_reg_jsonpath(o, ".a.b[1].c")), 2);
+    CHECK_EQ_INT(json_integer_value(as_reg_jsonpath(o, ".a.b[-1].c")), 2);
+    CHECK_EQ_INT(json_integer_value(as_reg_jsonpath(o, "{.a.b[0].c}")), 1);
+    CHECK_EQ_STR(json_string_value(as_reg_jsonpath(o, ".a['d.e']")), "x");
+    CHECK(as_reg_jsonpath(o, ".a.b[2].c") == NULL);
+    CHECK(as_reg_jsonpath(o, ".a.n") == NULL);
+    CHECK(as_reg_jsonpath(o, ".a.b.c") == NULL);
+    CHECK(as_reg_jsonpath(o, ".") == o);
+    const char *why;
+    CHECK(as_reg_jsonpath_valid(".spec.x", &why));
+    CHECK(!as_reg_jsonpath_valid("spec.x", &why));
+    CHECK(!as_reg_jsonpath_valid(".spec..x", &why));
+    CHECK(!as_reg_jsonpath_valid(".spec[*]", &why));
+    CHECK(!as_reg_jsonpath_valid(".spec[?(@.x)]", &why));
+    CHECK(!as_reg_jsonpath_valid(".spec['x", &why));
+    json_decref(o);
+}
+
+static void t_scale(void)
+{
+    struct as_registry *reg = new_reg();
+    json_t *crd = parse(crd_text);
+    REQUIRE(reg && crd);
+    const struct as_resource *d = as_registry_find(reg, "apps", "v1", "deployments");
+    json_t *obj = parse("{\"metadata\":{\"name\":\"web\",\"namespace\":\"prod\",\"uid\":\"u-1\","
+                        "\"resourceVersion\":\"42\",\"creationTimestamp\":\"2026-11-23T14:00:00Z\","
+                        "\"labels\":{\"x\":\"y\"}},\"spec\":{\"replicas\":3,\"selector\":{\"matchLabels\":"
+                        "{\"app\":\"web\"}}},\"status\":{\"replicas\":2}}");
+    json_t *s = as_registry_scale(d, obj);
+    CHECK_JSON(s, "{\"kind\":\"Scale\",\"apiVersion\":\"autoscaling/v1\",\"metadata\":{\"name\":\"web\","
+                  "\"namespace\":\"prod\",\"uid\":\"u-1\",\"resourceVersion\":\"42\","
+                  "\"creationTimestamp\":\"2026-11-23T14:00:00Z\"},\"spec\":{\"replicas\":3},"
+                  "\"status\":{\"replicas\":2,\"selector\":\"app=web\"}}");
+    json_decref(s);
+    json_decref(obj);
+    CHECK_EQ_INT(as_registry_add_crd(reg, crd), 0);
+    const struct as_resource *r = as_registry_find(reg, "modelgate.dev", "v1alpha1", "modeldeployments");
+    obj = parse("{\"metadata\":{\"name\":\"m\",\"namespace\":\"d\"},\"spec\":{\"replicas\":0},"
+                "\"status\":{\"selector\":\"app=m,version in (v1,v2)\"}}");
+    s = as_registry_scale(r, obj);
+    CHECK_JSON(s, "{\"kind\":\"Scale\",\"apiVersion\":\"autoscaling/v1\",\"metadata\":{\"name\":\"m\","
+                  "\"namespace\":\"d\"},\"spec\":{},\"status\":{\"replicas\":0,"
+                  "\"selector\":\"app=m,version in (v1,v2)\"}}");
+    json_decref(s);
+    CHECK(as_registry_scale(as_registry_find(reg, "", "v1", "pods"), obj) == NULL);
+    json_decref(obj);
+    json_decref(crd);
+    as_registry_free(reg);
+}
+
 int main(void)
 {
     RUN(t_builtins_by_plural);
@@ -781,5 +1414,17 @@ int main(void)
     RUN(t_discovery_core_resources);
     RUN(t_discovery_group_resources);
     RUN(t_version_priority);
+    RUN(t_openapi_root);
+    RUN(t_openapi_field_validation);
+    RUN(t_openapi_crd_schema);
+    RUN(t_human_duration);
+    RUN(t_parse_time);
+    RUN(t_table_columns_builtins);
+    RUN(t_table_cells_pods);
+    RUN(t_table_cells_builtins);
+    RUN(t_table_crd_columns);
+    RUN(t_go_float);
+    RUN(t_jsonpath);
+    RUN(t_scale);
     return test_done();
 }
