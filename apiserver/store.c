@@ -274,9 +274,11 @@ static int as_hist_grow(struct as_store *st)
 }
 
 /* Appends an event (takes obj's reference). Evicts the oldest events past
- * the limits, except those a watcher still waits for (inside a delivery
- * round). On failure to allocate, the history is emptied and its floor
- * raised so that watches from before get 410: never a silent gap. */
+ * the limits (count, and bytes counted as the objects' serialised length),
+ * except those a watcher still waits for (inside a delivery round). When
+ * the process is out of memory the history is emptied and its floor raised
+ * so that watches from before get 410; watchers already running miss that
+ * one event (there is no way to tell them). */
 static void as_hist_append(struct as_store *st, enum as_event_type type, const char *gr,
                            const char *ns, const char *name, uint64_t rv, json_t *obj,
                            size_t bytes)
@@ -557,6 +559,21 @@ static int as_store_open_flags(const char *dir, unsigned history, int flags,
     if (!(flags & AS_OPEN_NOLOCK) && (ret = as_lock_dir(st, dir, err)) != 0)
         goto fail;
 
+    /* Secrets are stored here: the file is created private (sqlite would
+     * use 0644), and sqlite gives the -wal and -shm files the same mode.
+     * This runs before sqlite opens the file, so closing this descriptor
+     * cannot drop any of sqlite's POSIX locks. */
+    {
+        int fd = open(st->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd == -1) {
+            int e = errno;
+            snprintf(msg, sizeof msg, "cannot open %s: %s", st->path, strerror(e));
+            *err = msg;
+            ret = -e;
+            goto fail;
+        }
+        close(fd);
+    }
     rc = sqlite3_open_v2(st->path, &st->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
@@ -587,14 +604,20 @@ static int as_store_open_flags(const char *dir, unsigned history, int flags,
         }
         sqlite3_finalize(s);
     }
+    /* The table keeps its rowid: objects are large rows (kilobytes, a CRD
+     * can be hundreds), and a WITHOUT ROWID b-tree would carry them in its
+     * interior pages; the primary key is then an index of small keys.
+     * journal_size_limit: after a burst of writes the WAL is truncated back
+     * at the next checkpoint instead of keeping its peak size. */
     if ((ret = as_exec_sql(st, "PRAGMA synchronous=NORMAL", err)) != 0 ||
+        (ret = as_exec_sql(st, "PRAGMA journal_size_limit=67108864", err)) != 0 ||
         (ret = as_exec_sql(st, "PRAGMA foreign_keys=OFF", err)) != 0 ||
         (ret = as_exec_sql(st,
                            "BEGIN IMMEDIATE;"
                            "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
                            "CREATE TABLE IF NOT EXISTS objects (gr TEXT NOT NULL, ns TEXT NOT NULL,"
                            " name TEXT NOT NULL, rv INTEGER NOT NULL, data TEXT NOT NULL,"
-                           " PRIMARY KEY (gr, ns, name)) WITHOUT ROWID;"
+                           " PRIMARY KEY (gr, ns, name));"
                            "INSERT OR IGNORE INTO meta (k, v) VALUES ('schema', 1);"
                            "INSERT OR IGNORE INTO meta (k, v) VALUES ('rv', 0);"
                            "COMMIT;", err)) != 0) {
