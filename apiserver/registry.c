@@ -246,10 +246,10 @@ static void fmt_value(json_t *v, char *out, size_t cap)
         memcpy(out + cap - 4, "...", 4);
 }
 
-static void cause_add(struct as_causes *c, const char *reason, const char *field, const char *fmt,
+static void crd_cause(struct as_causes *c, const char *reason, const char *field, const char *fmt,
                       ...) __attribute__((format(printf, 4, 5)));
 
-static void cause_add(struct as_causes *c, const char *reason, const char *field, const char *fmt,
+static void crd_cause(struct as_causes *c, const char *reason, const char *field, const char *fmt,
                       ...)
 {
     char msg[1024];
@@ -266,27 +266,27 @@ static void cause_add(struct as_causes *c, const char *reason, const char *field
                                     field));
 }
 
-static void cause_required(struct as_causes *c, const char *field, const char *detail)
+static void crd_required(struct as_causes *c, const char *field, const char *detail)
 {
     if (detail && *detail)
-        cause_add(c, "FieldValueRequired", field, "Required value: %s", detail);
+        crd_cause(c, "FieldValueRequired", field, "Required value: %s", detail);
     else
-        cause_add(c, "FieldValueRequired", field, "Required value");
+        crd_cause(c, "FieldValueRequired", field, "Required value");
 }
 
-static void cause_invalid(struct as_causes *c, const char *field, json_t *value,
+static void crd_invalid(struct as_causes *c, const char *field, json_t *value,
                           const char *detail)
 {
     char v[160];
     fmt_value(value, v, sizeof v);
-    cause_add(c, "FieldValueInvalid", field, "Invalid value: %s: %s", v, detail);
+    crd_cause(c, "FieldValueInvalid", field, "Invalid value: %s: %s", v, detail);
 }
 
-static void cause_invalid_str(struct as_causes *c, const char *field, const char *value,
+static void crd_invalid_str(struct as_causes *c, const char *field, const char *value,
                               const char *detail)
 {
     json_t *v = json_string(value);
-    cause_invalid(c, field, v, detail);
+    crd_invalid(c, field, v, detail);
     json_decref(v);
 }
 
@@ -399,11 +399,11 @@ static void check_label(struct as_causes *c, const char *field, json_t *v, int r
 {
     if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) {
         if (required)
-            cause_required(c, field, NULL);
+            crd_required(c, field, NULL);
         return;
     }
     if (!json_is_string(v)) {
-        cause_invalid(c, field, v, "must be a string");
+        crd_invalid(c, field, v, "must be a string");
         return;
     }
     const char *s = json_string_value(v);
@@ -413,7 +413,7 @@ static void check_label(struct as_causes *c, const char *field, json_t *v, int r
         char detail[600];
         snprintf(detail, sizeof detail, "%s%s",
                  mixed_case ? "may have mixed case, but should otherwise match: " : "", errs);
-        cause_invalid(c, field, v, detail);
+        crd_invalid(c, field, v, detail);
     }
     free(low);
 }
@@ -423,7 +423,7 @@ static void check_label_list(struct as_causes *c, const char *field, json_t *v)
     if (!v || json_is_null(v))
         return;
     if (!json_is_array(v)) {
-        cause_invalid(c, field, v, "must be a list of strings");
+        crd_invalid(c, field, v, "must be a list of strings");
         return;
     }
     size_t i;
@@ -481,10 +481,10 @@ static void check_clash(const struct as_registry *reg, struct as_causes *c, cons
         snprintf(why, sizeof why, "already in use by %s%s%s", r->resource, *r->group ? "." : "",
                  r->group);
         if (n->plural && resource_name_taken(r, n->plural))
-            cause_invalid_str(c, "spec.names.plural", n->plural, why);
+            crd_invalid_str(c, "spec.names.plural", n->plural, why);
         if (n->singular && *n->singular && resource_name_taken(r, n->singular) &&
             !(n->plural && !strcmp(n->plural, n->singular)))
-            cause_invalid_str(c, "spec.names.singular", n->singular, why);
+            crd_invalid_str(c, "spec.names.singular", n->singular, why);
         size_t i;
         json_t *e;
         if (n->short_names)
@@ -492,13 +492,13 @@ static void check_clash(const struct as_registry *reg, struct as_causes *c, cons
                 if (json_is_string(e) && resource_name_taken(r, json_string_value(e))) {
                     char f[64];
                     snprintf(f, sizeof f, "spec.names.shortNames[%zu]", i);
-                    cause_invalid_str(c, f, json_string_value(e), why);
+                    crd_invalid_str(c, f, json_string_value(e), why);
                 }
             }
         if (n->kind && (!strcmp(r->kind, n->kind) || !strcmp(r->list_kind, n->kind)))
-            cause_invalid_str(c, "spec.names.kind", n->kind, why);
+            crd_invalid_str(c, "spec.names.kind", n->kind, why);
         if (n->list_kind && (!strcmp(r->kind, n->list_kind) || !strcmp(r->list_kind, n->list_kind)))
-            cause_invalid_str(c, "spec.names.listKind", n->list_kind, why);
+            crd_invalid_str(c, "spec.names.listKind", n->list_kind, why);
     }
 }
 
@@ -508,11 +508,11 @@ static void check_scale_path(struct as_causes *c, const char *field, json_t *v, 
 {
     if (!v || json_is_null(v) || (json_is_string(v) && !*json_string_value(v))) {
         if (required)
-            cause_required(c, field, NULL);
+            crd_required(c, field, NULL);
         return;
     }
     if (!json_is_string(v)) {
-        cause_invalid(c, field, v, "must be a string");
+        crd_invalid(c, field, v, "must be a string");
         return;
     }
     const char *s = json_string_value(v);
@@ -521,9 +521,9 @@ static void check_scale_path(struct as_causes *c, const char *field, json_t *v, 
     int under = (!strncmp(s, prefix1, l1) && s[l1] == '.' && s[l1 + 1]) ||
                 (prefix2 && !strncmp(s, prefix2, l2) && s[l2] == '.' && s[l2 + 1]);
     if (!under)
-        cause_invalid(c, field, v, detail);
+        crd_invalid(c, field, v, detail);
     else if (!as_reg_jsonpath_valid(s, &why))
-        cause_invalid(c, field, v, why);
+        crd_invalid(c, field, v, why);
 }
 
 static const char *const column_types[] = {"boolean", "date", "integer", "number", "string", NULL};
@@ -539,7 +539,7 @@ static void not_supported(struct as_causes *c, const char *field, const char *va
     for (size_t i = 0; supported[i] && off < sizeof list; i++)
         off += (size_t)snprintf(list + off, sizeof list - off, "%s\"%s\"", i ? ", " : "",
                                 supported[i]);
-    cause_add(c, "FieldValueNotSupported", field, "Unsupported value: \"%s\": supported values: %s",
+    crd_cause(c, "FieldValueNotSupported", field, "Unsupported value: \"%s\": supported values: %s",
               value, list);
 }
 
@@ -548,7 +548,7 @@ static void check_columns(struct as_causes *c, const char *vpath, json_t *cols)
     char f[256];
     snprintf(f, sizeof f, "%s.additionalPrinterColumns", vpath);
     if (!json_is_array(cols)) {
-        cause_invalid(c, f, cols, "must be a list of columns");
+        crd_invalid(c, f, cols, "must be a list of columns");
         return;
     }
     size_t i;
@@ -557,7 +557,7 @@ static void check_columns(struct as_causes *c, const char *vpath, json_t *cols)
         char p[300];
         snprintf(p, sizeof p, "%s[%zu]", f, i);
         if (!json_is_object(col)) {
-            cause_invalid(c, p, col, "must be an object");
+            crd_invalid(c, p, col, "must be an object");
             continue;
         }
         json_t *name = json_object_get(col, "name"), *type = json_object_get(col, "type");
@@ -567,40 +567,40 @@ static void check_columns(struct as_causes *c, const char *vpath, json_t *cols)
         snprintf(fp, sizeof fp, "%s.name", p);
         if (!json_is_string(name) || !*json_string_value(name)) {
             if (name && !json_is_null(name) && !json_is_string(name))
-                cause_invalid(c, fp, name, "must be a string");
+                crd_invalid(c, fp, name, "must be a string");
             else
-                cause_required(c, fp, NULL);
+                crd_required(c, fp, NULL);
         }
         snprintf(fp, sizeof fp, "%s.type", p);
         if (!json_is_string(type) || !*json_string_value(type))
-            cause_required(c, fp, "must be one of boolean,date,integer,number,string");
+            crd_required(c, fp, "must be one of boolean,date,integer,number,string");
         else if (!strlist_has(column_types, json_string_value(type)))
             not_supported(c, fp, json_string_value(type), column_types);
         snprintf(fp, sizeof fp, "%s.format", p);
         if (format && !json_is_null(format)) {
             if (!json_is_string(format))
-                cause_invalid(c, fp, format, "must be a string");
+                crd_invalid(c, fp, format, "must be a string");
             else if (*json_string_value(format) &&
                      !strlist_has(column_formats, json_string_value(format)))
                 not_supported(c, fp, json_string_value(format), column_formats);
         }
         snprintf(fp, sizeof fp, "%s.jsonPath", p);
         if (!json_is_string(jp) || !*json_string_value(jp)) {
-            cause_required(c, fp, NULL);
+            crd_required(c, fp, NULL);
         } else {
             const char *s = json_string_value(jp), *why = NULL;
             if (s[0] != '.')
-                cause_invalid(c, fp, jp, "must be a simple json path starting with .");
+                crd_invalid(c, fp, jp, "must be a simple json path starting with .");
             else if (!as_reg_jsonpath_valid(s, &why))
-                cause_invalid(c, fp, jp, why);
+                crd_invalid(c, fp, jp, why);
         }
         snprintf(fp, sizeof fp, "%s.priority", p);
         if (prio && !json_is_null(prio) && (!json_is_integer(prio) || json_integer_value(prio) < 0 ||
                                             json_integer_value(prio) > INT32_MAX))
-            cause_invalid(c, fp, prio, "must be a non-negative 32-bit integer");
+            crd_invalid(c, fp, prio, "must be a non-negative 32-bit integer");
         snprintf(fp, sizeof fp, "%s.description", p);
         if (desc && !json_is_null(desc) && !json_is_string(desc))
-            cause_invalid(c, fp, desc, "must be a string");
+            crd_invalid(c, fp, desc, "must be a string");
     }
 }
 
@@ -610,7 +610,7 @@ static void check_version(struct as_causes *c, json_t *v, size_t i, json_t *vers
     char p[64], f[256];
     snprintf(p, sizeof p, "spec.versions[%zu]", i);
     if (!json_is_object(v)) {
-        cause_invalid(c, p, v, "must be an object");
+        crd_invalid(c, p, v, "must be an object");
         return;
     }
     json_t *name = json_object_get(v, "name");
@@ -619,7 +619,7 @@ static void check_version(struct as_causes *c, json_t *v, size_t i, json_t *vers
     if (json_is_string(name))
         for (size_t j = 0; j < i; j++)
             if (json_equal(json_object_get(json_array_get(versions, j), "name"), name)) {
-                cause_add(c, "FieldValueDuplicate", f, "Duplicate value: \"%s\"",
+                crd_cause(c, "FieldValueDuplicate", f, "Duplicate value: \"%s\"",
                           json_string_value(name));
                 break;
             }
@@ -628,9 +628,9 @@ static void check_version(struct as_causes *c, json_t *v, size_t i, json_t *vers
         json_t *b = json_object_get(v, flags[k]);
         snprintf(f, sizeof f, "%s.%s", p, flags[k]);
         if (!b || json_is_null(b))
-            cause_required(c, f, NULL);
+            crd_required(c, f, NULL);
         else if (!json_is_boolean(b))
-            cause_invalid(c, f, b, "must be a boolean");
+            crd_invalid(c, f, b, "must be a boolean");
         else if (json_is_true(b))
             (*(k ? storage : served))++;
     }
@@ -638,7 +638,7 @@ static void check_version(struct as_causes *c, json_t *v, size_t i, json_t *vers
     json_t *schema = json_object_get(json_object_get(v, "schema"), "openAPIV3Schema");
     snprintf(f, sizeof f, "%s.schema.openAPIV3Schema", p);
     if (!schema || json_is_null(schema))
-        cause_required(c, f, "schemas are required");
+        crd_required(c, f, "schemas are required");
     else
         as_schema_check(schema, f, c);
 
@@ -646,16 +646,16 @@ static void check_version(struct as_causes *c, json_t *v, size_t i, json_t *vers
     if (sub && !json_is_null(sub)) {
         snprintf(f, sizeof f, "%s.subresources", p);
         if (!json_is_object(sub)) {
-            cause_invalid(c, f, sub, "must be an object");
+            crd_invalid(c, f, sub, "must be an object");
         } else {
             json_t *st = json_object_get(sub, "status"), *sc = json_object_get(sub, "scale");
             snprintf(f, sizeof f, "%s.subresources.status", p);
             if (st && !json_is_null(st) && !json_is_object(st))
-                cause_invalid(c, f, st, "must be an object ({})");
+                crd_invalid(c, f, st, "must be an object ({})");
             if (sc && !json_is_null(sc)) {
                 snprintf(f, sizeof f, "%s.subresources.scale", p);
                 if (!json_is_object(sc)) {
-                    cause_invalid(c, f, sc, "must be an object");
+                    crd_invalid(c, f, sc, "must be an object");
                 } else {
                     snprintf(f, sizeof f, "%s.subresources.scale.specReplicasPath", p);
                     check_scale_path(c, f, json_object_get(sc, "specReplicasPath"), 1, ".spec",
@@ -681,15 +681,15 @@ int as_registry_check_crd(const struct as_registry *reg, json_t *crd, struct as_
         c->causes = json_array();
     size_t before = json_array_size(c->causes);
     if (!json_is_object(crd)) {
-        cause_invalid(c, "", crd, "a CustomResourceDefinition must be an object");
+        crd_invalid(c, "", crd, "a CustomResourceDefinition must be an object");
         return -EINVAL;
     }
     const char *name = jstr(json_object_get(crd, "metadata"), "name");
     json_t *spec = json_object_get(crd, "spec");
     if (!name || !*name)
-        cause_required(c, "metadata.name", NULL);
+        crd_required(c, "metadata.name", NULL);
     if (!json_is_object(spec)) {
-        cause_required(c, "spec", NULL);
+        crd_required(c, "spec", NULL);
         return -EINVAL;
     }
 
@@ -698,13 +698,13 @@ int as_registry_check_crd(const struct as_registry *reg, json_t *crd, struct as_
     int group_ok = 0;
     if (!g || !*g) {
         if (group && !json_is_null(group) && !json_is_string(group))
-            cause_invalid(c, "spec.group", group, "must be a string");
+            crd_invalid(c, "spec.group", group, "must be a string");
         else
-            cause_required(c, "spec.group", NULL);
+            crd_required(c, "spec.group", NULL);
     } else if (dns1123_subdomain_errors(g)) {
-        cause_invalid(c, "spec.group", group, dns1123_subdomain_errors(g));
+        crd_invalid(c, "spec.group", group, dns1123_subdomain_errors(g));
     } else if (!strchr(g, '.')) {
-        cause_invalid(c, "spec.group", group, "should be a domain with at least one dot");
+        crd_invalid(c, "spec.group", group, "should be a domain with at least one dot");
     } else {
         group_ok = 1;
     }
@@ -713,7 +713,7 @@ int as_registry_check_crd(const struct as_registry *reg, json_t *crd, struct as_
     struct crd_names n;
     int names_ok = 0;
     if (!json_is_object(names)) {
-        cause_required(c, "spec.names", NULL);
+        crd_required(c, "spec.names", NULL);
         memset(&n, 0, sizeof n);
     } else {
         size_t b2 = json_array_size(c->causes);
@@ -723,7 +723,7 @@ int as_registry_check_crd(const struct as_registry *reg, json_t *crd, struct as_
         check_label(c, "spec.names.kind", json_object_get(names, "kind"), 1, 1);
         check_label(c, "spec.names.listKind", json_object_get(names, "listKind"), 0, 1);
         if (n.kind && n.list_kind && *n.kind && !strcmp(n.kind, n.list_kind))
-            cause_invalid_str(c, "spec.names.listKind", n.list_kind,
+            crd_invalid_str(c, "spec.names.listKind", n.list_kind,
                               "kind and listKind may not be the same");
         check_label_list(c, "spec.names.shortNames", json_object_get(names, "shortNames"));
         check_label_list(c, "spec.names.categories", json_object_get(names, "categories"));
@@ -733,32 +733,32 @@ int as_registry_check_crd(const struct as_registry *reg, json_t *crd, struct as_
     if (name && *name && n.plural && g) {
         size_t lp = strlen(n.plural);
         if (strncmp(name, n.plural, lp) || name[lp] != '.' || strcmp(name + lp + 1, g))
-            cause_invalid_str(c, "metadata.name", name,
+            crd_invalid_str(c, "metadata.name", name,
                               "must be spec.names.plural+\".\"+spec.group");
     }
 
     static const char *const scopes[] = {"Cluster", "Namespaced", NULL};
     json_t *scope = json_object_get(spec, "scope");
     if (!scope || json_is_null(scope) || (json_is_string(scope) && !*json_string_value(scope)))
-        cause_required(c, "spec.scope", NULL);
+        crd_required(c, "spec.scope", NULL);
     else if (!json_is_string(scope))
-        cause_invalid(c, "spec.scope", scope, "must be a string");
+        crd_invalid(c, "spec.scope", scope, "must be a string");
     else if (!strlist_has(scopes, json_string_value(scope)))
         not_supported(c, "spec.scope", json_string_value(scope), scopes);
 
     json_t *versions = json_object_get(spec, "versions");
     if (!json_is_array(versions) || !json_array_size(versions)) {
         if (versions && !json_is_null(versions) && !json_is_array(versions))
-            cause_invalid(c, "spec.versions", versions, "must be a list of versions");
+            crd_invalid(c, "spec.versions", versions, "must be a list of versions");
         else
-            cause_required(c, "spec.versions", "must have exactly one version marked as storage version");
+            crd_required(c, "spec.versions", "must have exactly one version marked as storage version");
     } else {
         int storage = 0, served = 0;
         size_t i;
         json_t *v;
         json_array_foreach(versions, i, v) check_version(c, v, i, versions, &storage, &served);
         if (storage != 1)
-            cause_add(c, "FieldValueInvalid", "spec.versions",
+            crd_cause(c, "FieldValueInvalid", "spec.versions",
                       "Invalid value: %d versions marked as storage: must have exactly one "
                       "version marked as storage version",
                       storage);
@@ -769,15 +769,15 @@ int as_registry_check_crd(const struct as_registry *reg, json_t *crd, struct as_
         json_t *strategy = json_object_get(conv, "strategy");
         static const char *const strategies[] = {"None", NULL};
         if (!json_is_object(conv))
-            cause_invalid(c, "spec.conversion", conv, "must be an object");
+            crd_invalid(c, "spec.conversion", conv, "must be an object");
         else if (json_is_string(strategy) && strcmp(json_string_value(strategy), "None"))
             not_supported(c, "spec.conversion.strategy", json_string_value(strategy), strategies);
         else if (strategy && !json_is_null(strategy) && !json_is_string(strategy))
-            cause_invalid(c, "spec.conversion.strategy", strategy, "must be a string");
+            crd_invalid(c, "spec.conversion.strategy", strategy, "must be a string");
     }
     json_t *puf = json_object_get(spec, "preserveUnknownFields");
     if (json_is_true(puf))
-        cause_invalid(c, "spec.preserveUnknownFields", puf,
+        crd_invalid(c, "spec.preserveUnknownFields", puf,
                       "cannot set to true, set x-kubernetes-preserve-unknown-fields to true in "
                       "spec.versions[*].schema instead");
 
@@ -1117,7 +1117,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
-static int digits(const char *s, int n, int *out)
+static int time_digits(const char *s, int n, int *out)
 {
     int v = 0;
     for (int i = 0; i < n; i++) {
@@ -1132,10 +1132,10 @@ static int digits(const char *s, int n, int *out)
 int as_reg_parse_time(const char *s, int64_t *us)
 {
     int y, mo, d, h, mi, sec;
-    if (!s || strlen(s) < 20 || digits(s, 4, &y) || s[4] != '-' || digits(s + 5, 2, &mo) ||
-        s[7] != '-' || digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
-        digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
-        digits(s + 17, 2, &sec))
+    if (!s || strlen(s) < 20 || time_digits(s, 4, &y) || s[4] != '-' || time_digits(s + 5, 2, &mo) ||
+        s[7] != '-' || time_digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+        time_digits(s + 11, 2, &h) || s[13] != ':' || time_digits(s + 14, 2, &mi) || s[16] != ':' ||
+        time_digits(s + 17, 2, &sec))
         return -EINVAL;
     static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 60)
@@ -1158,7 +1158,7 @@ int as_reg_parse_time(const char *s, int64_t *us)
         p++;
     } else if (*p == '+' || *p == '-') {
         int oh, om;
-        if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 || om > 59)
+        if (time_digits(p + 1, 2, &oh) || p[3] != ':' || time_digits(p + 4, 2, &om) || oh > 23 || om > 59)
             return -EINVAL;
         off = (int64_t)(oh * 3600 + om * 60) * (*p == '+' ? 1 : -1);
         p += 6;

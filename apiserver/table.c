@@ -198,12 +198,12 @@ static int64_t time_at(json_t *obj, const char *path)
 
 /* A bounded string builder for cells: past the cap it stops growing and
  * ends in "...", the way a long cell would be cut anyway. */
-struct sb {
+struct cellbuf {
     char buf[4096];
     size_t len;
 };
 
-static void sb_add(struct sb *b, const char *s)
+static void cell_add(struct cellbuf *b, const char *s)
 {
     size_t n = strlen(s), room = sizeof b->buf - 1 - b->len;
     if (n > room) {
@@ -216,16 +216,16 @@ static void sb_add(struct sb *b, const char *s)
     b->buf[b->len] = '\0';
 }
 
-static void sb_addf(struct sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void cell_addf(struct cellbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void sb_addf(struct sb *b, const char *fmt, ...)
+static void cell_addf(struct cellbuf *b, const char *fmt, ...)
 {
     char tmp[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    sb_add(b, tmp);
+    cell_add(b, tmp);
 }
 
 static int cmp_cstr(const void *a, const void *b)
@@ -234,7 +234,7 @@ static int cmp_cstr(const void *a, const void *b)
 }
 
 /* labels.FormatLabels: "k=v,k2=v2" sorted by key, "<none>" when empty. */
-static void format_labels(json_t *map, struct sb *b)
+static void format_labels(json_t *map, struct cellbuf *b)
 {
     const char *keys[256];
     size_t n = 0;
@@ -242,12 +242,12 @@ static void format_labels(json_t *map, struct sb *b)
     json_t *v;
     json_object_foreach(map, k, v) if (json_is_string(v) && n < 256) keys[n++] = k;
     if (!n) {
-        sb_add(b, "<none>");
+        cell_add(b, "<none>");
         return;
     }
     qsort(keys, n, sizeof *keys, cmp_cstr);
     for (size_t i = 0; i < n; i++)
-        sb_addf(b, "%s%s=%s", i ? "," : "", keys[i],
+        cell_addf(b, "%s%s=%s", i ? "," : "", keys[i],
                 json_string_value(json_object_get(map, keys[i])));
 }
 
@@ -322,12 +322,12 @@ int as_reg_format_selector(json_t *sel, char *out, size_t cap)
                 if (!(vs[j] = json_string_value(json_array_get(vals, j))))
                     goto invalid;
             qsort(vs, nv, sizeof *vs, cmp_cstr);
-            struct sb b = {.len = 0};
+            struct cellbuf b = {.len = 0};
             b.buf[0] = '\0';
-            sb_addf(&b, "%s %s (", key, !strcmp(op, "In") ? "in" : "notin");
+            cell_addf(&b, "%s %s (", key, !strcmp(op, "In") ? "in" : "notin");
             for (size_t j = 0; j < nv; j++)
-                sb_addf(&b, "%s%s", j ? "," : "", vs[j]);
-            sb_add(&b, ")");
+                cell_addf(&b, "%s%s", j ? "," : "", vs[j]);
+            cell_add(&b, ")");
             if (!(reqs[n].text = strdup(b.buf)))
                 goto invalid;
         } else if (!strcmp(op, "Exists") || !strcmp(op, "DoesNotExist")) {
@@ -573,13 +573,13 @@ static int cells_pod(json_t *cells, json_t *obj, int64_t now_s)
 }
 
 /* layoutContainerCells: names and images joined by ",". */
-static void containers_cells(json_t *containers, struct sb *names, struct sb *images)
+static void containers_cells(json_t *containers, struct cellbuf *names, struct cellbuf *images)
 {
     size_t i;
     json_t *c;
     json_array_foreach(containers, i, c) {
-        sb_addf(names, "%s%s", i ? "," : "", str_at(c, ".name", ""));
-        sb_addf(images, "%s%s", i ? "," : "", str_at(c, ".image", ""));
+        cell_addf(names, "%s%s", i ? "," : "", str_at(c, ".name", ""));
+        cell_addf(images, "%s%s", i ? "," : "", str_at(c, ".image", ""));
     }
 }
 
@@ -588,7 +588,7 @@ static int cells_deployment(json_t *cells, json_t *obj, int64_t now_s)
     char ready[64], sel[2048];
     snprintf(ready, sizeof ready, "%lld/%lld", int_at(obj, ".status.readyReplicas", 0),
              int_at(obj, ".spec.replicas", 1));
-    struct sb names = {.len = 0}, images = {.len = 0};
+    struct cellbuf names = {.len = 0}, images = {.len = 0};
     names.buf[0] = images.buf[0] = '\0';
     containers_cells(at(obj, ".spec.template.spec.containers"), &names, &images);
     as_reg_format_selector(at(obj, ".spec.selector"), sel, sizeof sel);
@@ -600,17 +600,17 @@ static int cells_deployment(json_t *cells, json_t *obj, int64_t now_s)
 }
 
 /* getServiceExternalIP with wide output (no clipping). */
-static void service_external_ip(json_t *obj, const char *type, struct sb *b)
+static void service_external_ip(json_t *obj, const char *type, struct cellbuf *b)
 {
     json_t *ext = at(obj, ".spec.externalIPs");
     size_t i;
     json_t *e;
     if (!strcmp(type, "ClusterIP") || !strcmp(type, "NodePort")) {
         if (!json_array_size(ext)) {
-            sb_add(b, "<none>");
+            cell_add(b, "<none>");
             return;
         }
-        json_array_foreach(ext, i, e) sb_addf(b, "%s%s", i ? "," : "", json_string_value(e) ? json_string_value(e) : "");
+        json_array_foreach(ext, i, e) cell_addf(b, "%s%s", i ? "," : "", json_string_value(e) ? json_string_value(e) : "");
     } else if (!strcmp(type, "LoadBalancer")) {
         const char *lb[64];
         size_t n = 0;
@@ -626,14 +626,14 @@ static void service_external_ip(json_t *obj, const char *type, struct sb *b)
         }
         qsort(lb, n, sizeof *lb, cmp_cstr);
         for (size_t k = 0; k < n; k++)
-            sb_addf(b, "%s%s", k ? "," : "", lb[k]);
-        json_array_foreach(ext, i, e) sb_addf(b, "%s%s", b->len ? "," : "", json_string_value(e) ? json_string_value(e) : "");
+            cell_addf(b, "%s%s", k ? "," : "", lb[k]);
+        json_array_foreach(ext, i, e) cell_addf(b, "%s%s", b->len ? "," : "", json_string_value(e) ? json_string_value(e) : "");
         if (!b->len)
-            sb_add(b, "<pending>");
+            cell_add(b, "<pending>");
     } else if (!strcmp(type, "ExternalName")) {
-        sb_add(b, str_at(obj, ".spec.externalName", ""));
+        cell_add(b, str_at(obj, ".spec.externalName", ""));
     } else {
-        sb_add(b, "<unknown>");
+        cell_add(b, "<unknown>");
     }
 }
 
@@ -641,7 +641,7 @@ static int cells_service(json_t *cells, json_t *obj, int64_t now_s)
 {
     const char *type = str_at(obj, ".spec.type", "ClusterIP");
     const char *cip = str_at(obj, ".spec.clusterIPs[0]", str_at(obj, ".spec.clusterIP", ""));
-    struct sb ext = {.len = 0}, ports = {.len = 0}, sel = {.len = 0};
+    struct cellbuf ext = {.len = 0}, ports = {.len = 0}, sel = {.len = 0};
     ext.buf[0] = ports.buf[0] = sel.buf[0] = '\0';
     service_external_ip(obj, type, &ext);
     size_t i;
@@ -650,9 +650,9 @@ static int cells_service(json_t *cells, json_t *obj, int64_t now_s)
         long long node = int_at(p, ".nodePort", 0);
         const char *proto = str_at(p, ".protocol", "TCP");
         if (node > 0)
-            sb_addf(&ports, "%s%lld:%lld/%s", i ? "," : "", int_at(p, ".port", 0), node, proto);
+            cell_addf(&ports, "%s%lld:%lld/%s", i ? "," : "", int_at(p, ".port", 0), node, proto);
         else
-            sb_addf(&ports, "%s%lld/%s", i ? "," : "", int_at(p, ".port", 0), proto);
+            cell_addf(&ports, "%s%lld/%s", i ? "," : "", int_at(p, ".port", 0), proto);
     }
     format_labels(at(obj, ".spec.selector"), &sel);
     return push_str(cells, name_of(obj)) || push_str(cells, type) ||

@@ -1,35 +1,12 @@
 /* Unit tests for the apiserver's registry: built-in types, CRD validation
  * and serving, discovery documents, OpenAPI v3 documents and Table
  * rendering (apiserver/registry.c, discovery.c, openapi.c, table.c). */
+#include "apiserver/schema.c"
 #include "apiserver/registry.c"
 #include "apiserver/discovery.c"
 #include "apiserver/openapi.c"
 #include "apiserver/table.c"
 #include "tests/unit/test.h"
-
-/* Until apiserver/schema.c (branch as-pure) is merged: stand-ins that
- * check only that a schema is an object, enough for the registry's tests. */
-void as_causes_init(struct as_causes *c)
-{
-    c->causes = json_array();
-    c->unknown = json_array();
-}
-
-void as_causes_free(struct as_causes *c)
-{
-    json_decref(c->causes);
-    json_decref(c->unknown);
-    c->causes = c->unknown = NULL;
-}
-
-int as_schema_check(json_t *schema, const char *path, struct as_causes *c)
-{
-    if (json_is_object(schema))
-        return 0;
-    json_array_append_new(c->causes, json_pack("{s:s, s:s, s:s}", "reason", "FieldValueInvalid",
-                                               "message", "must be an object", "field", path));
-    return -EINVAL;
-}
 
 static json_t *parse(const char *s)
 {
@@ -385,7 +362,12 @@ static void t_crd_bad_versions(void)
     check_edit("spec.versions[0].schema", NULL, "spec.versions[0].schema.openAPIV3Schema",
                "Required value: schemas are required");
     check_edit("spec.versions[0].schema.openAPIV3Schema", "\"x\"",
-               "spec.versions[0].schema.openAPIV3Schema", "must be an object");
+               "spec.versions[0].schema.openAPIV3Schema", "must be a schema object");
+    /* The schema's own errors come from as_schema_check, under the version's path. */
+    check_edit("spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.model",
+               "{\"type\":\"strin\"}",
+               "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[model].type",
+               "strin");
     check_edit("spec.versions[0].served", NULL, "spec.versions[0].served", "Required value");
     check_edit("spec.versions[0].subresources.scale.specReplicasPath", "\".status.replicas\"",
                "spec.versions[0].subresources.scale.specReplicasPath",
@@ -1393,6 +1375,104 @@ static void t_scale(void)
     as_registry_free(reg);
 }
 
+/* Every value of the CRD replaced by every JSON type: the check never
+ * crashes, and whatever it accepts can be served, discovered, published and
+ * rendered. */
+static size_t count_mutations;
+
+static void try_crd(json_t *crd)
+{
+    struct as_registry *reg = new_reg();
+    struct as_causes c;
+    as_causes_init(&c);
+    int rc = as_registry_check_crd(reg, crd, &c);
+    CHECK(rc == 0 || (rc == -EINVAL && json_array_size(c.causes) > 0));
+    if (rc == 0) {
+        json_t *copy = json_deep_copy(crd);
+        CHECK_EQ_INT(as_registry_add_crd(reg, copy), 0);
+        json_decref(copy);
+        size_t it = 0;
+        const struct as_resource *r;
+        while ((r = as_reg_next(reg, &it))) {
+            if (r->builtin)
+                continue;
+            json_t *cols = as_table_columns(r), *cells = as_table_cells(r, crd, NOW);
+            CHECK(cols && cells && json_array_size(cols) == json_array_size(cells));
+            json_decref(cols);
+            json_decref(cells);
+            json_t *d = as_discovery_resources(reg, r->group, r->version);
+            CHECK(d != NULL);
+            json_decref(d);
+        }
+        json_t *d = as_openapi_root(reg);
+        CHECK(d != NULL);
+        json_decref(d);
+        d = as_discovery_apis(reg);
+        CHECK(d != NULL);
+        json_decref(d);
+    } else {
+        /* Refused CRDs are still safe to hand to add (garbage in, -EINVAL or served). */
+        json_t *copy = json_deep_copy(crd);
+        int arc = as_registry_add_crd(reg, copy);
+        CHECK(arc == 0 || arc == -EINVAL);
+        json_decref(copy);
+    }
+    as_causes_free(&c);
+    as_registry_free(reg);
+    count_mutations++;
+}
+
+static void mutate_walk(json_t *root, json_t *v)
+{
+    static const char *const repl[] = {"null", "1", "-1.5", "\"x\"", "\"\"", "[]", "{}", "true",
+                                       "[\"a\",\"B_\"]"};
+    if (json_is_object(v)) {
+        /* A snapshot of the keys: the loop deletes and re-adds them. */
+        char *keys[64];
+        size_t n = 0;
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e) if (n < 64) keys[n++] = strdup(k);
+        for (size_t ki = 0; ki < n; ki++) {
+            e = json_incref(json_object_get(v, keys[ki]));
+            for (size_t i = 0; i < sizeof repl / sizeof repl[0]; i++) {
+                json_object_set_new(v, keys[ki], parse(repl[i]));
+                try_crd(root);
+            }
+            json_object_del(v, keys[ki]);
+            try_crd(root);
+            json_object_set_new(v, keys[ki], e);
+            mutate_walk(root, e);
+            free(keys[ki]);
+        }
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *e = json_incref(json_array_get(v, i));
+            for (size_t j = 0; j < sizeof repl / sizeof repl[0]; j++) {
+                json_array_set_new(v, i, parse(repl[j]));
+                try_crd(root);
+            }
+            json_array_set_new(v, i, e);
+            mutate_walk(root, e);
+        }
+    }
+}
+
+static void t_crd_every_field_any_type(void)
+{
+    json_t *crd = parse(crd_text);
+    REQUIRE(crd);
+    count_mutations = 0;
+    mutate_walk(crd, crd);
+    printf("# %zu mutated CRDs checked\n", count_mutations);
+    CHECK(count_mutations > 500);
+    /* The walk restored every value. */
+    json_t *orig = parse(crd_text);
+    CHECK(json_equal(crd, orig));
+    json_decref(orig);
+    json_decref(crd);
+}
+
 int main(void)
 {
     RUN(t_builtins_by_plural);
@@ -1426,5 +1506,6 @@ int main(void)
     RUN(t_go_float);
     RUN(t_jsonpath);
     RUN(t_scale);
+    RUN(t_crd_every_field_any_type);
     return test_done();
 }
