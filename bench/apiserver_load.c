@@ -1181,11 +1181,14 @@ static int mode_sqlite(const struct opts *op)
         goto out;
     }
     snprintf(sql, sizeof sql, "PRAGMA synchronous=%s", op->sync);
+    /* The pragmas and tables apiserver/store.c opens its database with
+     * (keep them in step with it). */
     if (sql_exec(db, "PRAGMA journal_mode=WAL") < 0 || sql_exec(db, sql) < 0 ||
+        sql_exec(db, "PRAGMA journal_size_limit=67108864") < 0 ||
         sql_exec(db, "CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
                      "CREATE TABLE objects (gr TEXT NOT NULL, ns TEXT NOT NULL,"
                      " name TEXT NOT NULL, rv INTEGER NOT NULL, data TEXT NOT NULL,"
-                     " PRIMARY KEY (gr, ns, name)) WITHOUT ROWID;"
+                     " PRIMARY KEY (gr, ns, name));"
                      "INSERT INTO meta (k, v) VALUES ('rv', 0);") < 0)
         goto out;
     {
