@@ -699,11 +699,14 @@ struct watcher {
     int pending;        /* on the parse list */
     struct watcher *next_pending;
     uint64_t *got;      /* [writes + 1]: arrival of write k's event, 0: not yet */
+    uint64_t *got_rv;   /* [writes + 1]: the resourceVersion in that event */
 };
 
 static const struct opts *wop;
 static struct watcher *ws;
 static long w_open, w_heads, w_ended, w_other, w_bad_lines;
+static long heads_at_warmup = -1;   /* watch heads received before the warm-up write */
+static uint64_t *w_rv;              /* [writes + 1]: the RV in each write's 201 */
 static char watch_target[1024], wcreate_target[512];
 static struct watcher *pending_head;
 static struct mg_defer parse_defer;
@@ -760,7 +763,10 @@ static void w_event(struct watcher *w, const char *line, size_t n, uint64_t t)
                 k = -1;
         }
         if (k >= 0 && !strcmp(type, "ADDED") && !w->got[k]) {
+            const char *rv = json_string_value(
+                json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
             w->got[k] = t;
+            w->got_rv[k] = rv ? strtoull(rv, NULL, 10) : 0;
             w_count[k]++;
             if (k == cur)
                 w_check_write_done();
@@ -881,6 +887,13 @@ static void wr_end(int ok)
 
 static void wr_done(struct mg_httpc_req *req)
 {
+    if (wreq.status == 201 && wreq.body.p) {
+        json_t *v = json_loadb(wreq.body.p, wreq.body.len, 0, NULL);
+        const char *rv = json_string_value(
+            json_object_get(json_object_get(v, "metadata"), "resourceVersion"));
+        w_rv[cur] = rv ? strtoull(rv, NULL, 10) : 0;
+        json_decref(v);
+    }
     wr_end(wreq.status == 201);
 }
 
@@ -961,6 +974,7 @@ static void heads_grace_cb(struct mg_loop *l, struct mg_timer *t)
     /* Heads in, or a server that sends the head with the first event only:
      * the warm-up write tells either way. */
     mg_timer_init(&step_timer, send_write, NULL);
+    heads_at_warmup = w_heads;
     cur = 0;
     send_write(l, t);
 }
@@ -976,10 +990,11 @@ static int mode_watch(const struct opts *op)
     w_t0 = calloc(nk, sizeof *w_t0);
     w_reply_ns = calloc(nk, sizeof *w_reply_ns);
     w_count = calloc(nk, sizeof *w_count);
+    w_rv = calloc(nk, sizeof *w_rv);
     uint64_t *lat = calloc(nk * (size_t)op->watchers, sizeof *lat);
     uint64_t *last = calloc(nk, sizeof *last);
     uint64_t *reply = calloc(nk, sizeof *reply);
-    if (!ws || !w_t0 || !w_reply_ns || !w_count || !lat || !last || !reply) {
+    if (!ws || !w_t0 || !w_reply_ns || !w_count || !w_rv || !lat || !last || !reply) {
         fprintf(stderr, "%s: out of memory\n", prog);
         goto out;
     }
@@ -1014,7 +1029,8 @@ static int mode_watch(const struct opts *op)
         w->idx = (int)i;
         w->in.max = WATCH_LINE_MAX;
         w->got = calloc(nk, sizeof *w->got);
-        if (!w->got) {
+        w->got_rv = calloc(nk, sizeof *w->got_rv);
+        if (!w->got || !w->got_rv) {
             fprintf(stderr, "%s: out of memory\n", prog);
             goto out;
         }
@@ -1055,7 +1071,15 @@ static int mode_watch(const struct opts *op)
     /* Deliveries of the measured writes (1..K); the warm-up is not counted.
      * A write never sent (the run was cut short) misses every watcher. */
     size_t nl = 0, nlast = 0, nreply = 0;
-    long missing = 0, failed_watchers = 0;
+    long missing = 0, failed_watchers = 0, rv_mismatch = 0;
+    for (long k = 0; k <= op->writes; k++)
+        for (long i = 0; i < op->watchers; i++)
+            if (ws[i].got[k] && w_rv[k] && ws[i].got_rv[k] != w_rv[k]) {
+                if (rv_mismatch++ < 3)
+                    fprintf(stderr, "%s: watcher %ld: write %ld came with resourceVersion %"
+                            PRIu64 ", its 201 said %" PRIu64 "\n", prog, i, k, ws[i].got_rv[k],
+                            w_rv[k]);
+            }
     for (long k = 1; k <= op->writes; k++) {
         uint64_t mx = 0;
         int all = 1;
@@ -1083,31 +1107,34 @@ static int mode_watch(const struct opts *op)
     qsort(reply, nreply, sizeof *reply, cmp_u64);
     printf("{\"mode\":\"watch\",\"watchers\":%ld,\"writes\":%ld,\"deliveries\":%zu,"
            "\"missing\":%ld,\"ended_early\":%ld,\"failed_watchers\":%ld,\"other_events\":%ld,"
-           "\"warmup_seen\":%ld,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+           "\"warmup_seen\":%ld,\"heads_before_first_event\":%ld,\"rv_mismatch\":%ld,"
+           "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
            "\"last_watcher_p50_ms\":%.3f,\"last_watcher_max_ms\":%.3f,"
            "\"write_reply_p50_ms\":%.3f,\"write_reply_max_ms\":%.3f,"
            "\"rss_kb_watchers\":%ld,\"hwm_kb_watchers\":%ld,\"rss_kb_end\":%ld,"
            "\"hwm_kb_end\":%ld,\"seconds_total\":%.3f}\n",
            op->watchers, op->writes, nl, missing, w_ended, failed_watchers, w_other,
-           w_count[0], pct_ms(lat, nl, 0.50), pct_ms(lat, nl, 0.99),
+           w_count[0], heads_at_warmup, rv_mismatch, pct_ms(lat, nl, 0.50), pct_ms(lat, nl, 0.99),
            nl ? (double)lat[nl - 1] / 1e6 : -1, pct_ms(last, nlast, 0.50),
            nlast ? (double)last[nlast - 1] / 1e6 : -1, pct_ms(reply, nreply, 0.50),
            nreply ? (double)reply[nreply - 1] / 1e6 : -1, rss_open, hwm_open, rss_end, hwm_end,
            heads_ms / 1e3);
     ret = (!missing && !w_ended && !failed_watchers && !w_failed_writes && !w_other &&
-           !timed_out) ? 0 : 1;
+           !rv_mismatch && !timed_out) ? 0 : 1;
 out:
     free(o.body.p);
     client_stop();   /* cancels the watches */
     if (ws)
         for (long i = 0; i < op->watchers; i++) {
             free(ws[i].got);
+            free(ws[i].got_rv);
             free(ws[i].in.p);
         }
     free(ws);
     free(w_t0);
     free(w_reply_ns);
     free(w_count);
+    free(w_rv);
     free(lat);
     free(last);
     free(reply);

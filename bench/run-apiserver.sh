@@ -306,6 +306,10 @@ ADDED event (\`build/bench/apiserver_load watch\`, one client loop for all):
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 | $nwatchers | $(f deliveries "$wl")/$((nwatchers * nwrites)) | $(f missing "$wl") | $(f p50_ms "$wl") | $(f p99_ms "$wl") | $(f max_ms "$wl") | $(f last_watcher_p50_ms "$wl") | $(f last_watcher_max_ms "$wl") | $(f write_reply_p50_ms "$wl") |
 
+$(f heads_before_first_event "$wl") of the $nwatchers watches had their \`200\` head before any event (client-go's
+watch returns only once it has the head); in every event the resourceVersion was the one
+the write's 201 reply carried ($(f rv_mismatch "$wl") mismatches).
+
 **Memory and disk** of the server (MiB; VmRSS / VmHWM from /proc/PID/status):
 
 | when | RSS / HWM | data directory |
