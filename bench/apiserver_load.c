@@ -1236,6 +1236,7 @@ static int mode_sqlite(const struct opts *op)
             fprintf(stderr, "%s: sqlite: %s: %s\n", prog, text[i], sqlite3_errmsg(db));
             goto out;
         }
+    double cpu0 = self_cpu_s();
     uint64_t t0 = mg_now_ns();
     for (long i = 0; i < op->count; i++) {
         char name[64];
@@ -1269,13 +1270,14 @@ static int mode_sqlite(const struct opts *op)
         lat[i] = mg_now_ns() - t;
     }
     double secs = (double)(mg_now_ns() - t0) / 1e9;
+    double cpu = self_cpu_s() - cpu0;
     qsort(lat, (size_t)op->count, sizeof *lat, cmp_u64);
     printf("{\"mode\":\"sqlite\",\"shape\":\"%s\",\"synchronous\":\"%s\",\"count\":%ld,"
            "\"row_bytes\":%ld,\"seconds\":%.3f,\"per_s\":%.1f,\"p50_ms\":%.4f,\"p99_ms\":%.4f,"
-           "\"max_ms\":%.4f}\n",
+           "\"max_ms\":%.4f,\"cpu_s\":%.3f}\n",
            store_shape ? "store" : "insert", op->sync, op->count, op->data_bytes, secs,
            secs > 0 ? (double)op->count / secs : 0, pct_ms(lat, (size_t)op->count, 0.50),
-           pct_ms(lat, (size_t)op->count, 0.99), (double)lat[op->count - 1] / 1e6);
+           pct_ms(lat, (size_t)op->count, 0.99), (double)lat[op->count - 1] / 1e6, cpu);
     ret = 0;
 out:
     for (int i = 0; i < NSTMT; i++)

@@ -157,7 +157,7 @@ server_alive() { # STEP
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A cr peer_txt peer_mean peer_store srv_cpu rss_idle rss_created du_created du_stopped ratio_c conns_opened
+declare -A cr peer_txt peer_mean peer_store srv_cpu srv_us peer_us per_obj rss_idle rss_created du_created du_stopped ratio_c conns_opened
 last_c=
 for c in $conns_list; do
     [[ "$c" =~ ^[1-9][0-9]{0,3}$ ]] || die "BENCH_AS_CONNS: connection counts (got '$c')"
@@ -203,14 +203,26 @@ for c in $conns_list; do
     peer_txt[$c]="$(printf '%.0f' "$(jnum per_s "$peer_a")"), $(printf '%.0f' "$(jnum per_s "$peer_b")")"
     peer_mean[$c]=$(awk -v a="$(jnum per_s "$peer_a")" -v b="$(jnum per_s "$peer_b")" \
         'BEGIN { if (a > 0 && b > 0) printf "%.1f", (a + b) / 2; else print "n/a" }')
+    # CPU time per operation depends far less on the machine's other load
+    # than throughput does (a starved process waits, it does not burn CPU).
+    srv_us[$c]=$(awk -v s="${srv_cpu[$c]}" -v n="$count" 'BEGIN { printf "%.0f", s * 1e6 / n }')
+    peer_us[$c]=$(awk -v a="$(jnum cpu_s "$peer_a")" -v b="$(jnum cpu_s "$peer_b")" -v n="$count" \
+        'BEGIN { if (a > 0 && b > 0) printf "%.0f", (a + b) / 2 * 1e6 / n; else print "n/a" }')
+    per_obj[$c]=$(awk -v a="${rss_idle[$c]%% *}" -v b="${rss_created[$c]%% *}" -v n="$count" \
+        'BEGIN { printf "%.1f", (b - a) / n }')
     ratio_c[$c]=$(ratio "$(jnum per_s "${cr[$c]}")" "${peer_mean[$c]}")
     echo "C=$c: apiserver $(jnum per_s "${cr[$c]}") creates/s (server CPU ${srv_cpu[$c]} s), sqlite ${peer_mean[$c]} commits/s, ratio ${ratio_c[$c]}"
 
     if [ "$c" = "$last_c" ]; then
+        cpu0=$(cpu_s "$srv_pid")
         run_step list-full list_full "$load" list --connect "$srv_addr" --namespace "$ns" \
             --expect "$count" --limit 0 --repeat 3 --timeout-ms $((step_secs * 1000 - 5000))
+        cpu1=$(cpu_s "$srv_pid")
         run_step list-paged list_paged "$load" list --connect "$srv_addr" --namespace "$ns" \
             --expect "$count" --limit "$page" --repeat 3 --timeout-ms $((step_secs * 1000 - 5000))
+        cpu2=$(cpu_s "$srv_pid")
+        list_cpu_full=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.0f", (b - a) / 3 * 1000 }')
+        list_cpu_paged=$(awk -v a="$cpu1" -v b="$cpu2" 'BEGIN { printf "%.0f", (b - a) / 3 * 1000 }')
         server_alive "list" && rss_listed=$(mem "$srv_pid")
         run_step watch watch_out "$load" watch --connect "$srv_addr" --namespace "$ns" \
             --watchers "$nwatchers" --writes "$nwrites" --prefix watch --pid "$srv_pid" \
@@ -243,13 +255,13 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 create_rows=
 for c in $conns_list; do
-    create_rows+="| $c | $(f ok "${cr[$c]-}")/$count | $(f per_s "${cr[$c]-}") | $(f p50_ms "${cr[$c]-}") | $(f p99_ms "${cr[$c]-}") | $(f max_ms "${cr[$c]-}") | $(f connections_opened "${cr[$c]-}") | ${srv_cpu[$c]-} / $(f client_cpu_s "${cr[$c]-}") | ${peer_mean[$c]-} (${peer_txt[$c]-}) | **${ratio_c[$c]-n/a}** | $(f per_s "${peer_store[$c]-}") |
+    create_rows+="| $c | $(f ok "${cr[$c]-}")/$count | $(f per_s "${cr[$c]-}") | $(f p50_ms "${cr[$c]-}") | $(f p99_ms "${cr[$c]-}") | $(f max_ms "${cr[$c]-}") | $(f connections_opened "${cr[$c]-}") | ${peer_mean[$c]-} (${peer_txt[$c]-}) | **${ratio_c[$c]-n/a}** | $(f per_s "${peer_store[$c]-}") | ${srv_us[$c]-} / ${peer_us[$c]-} | $(f client_cpu_s "${cr[$c]-}") |
 "
 done
 mem_rows=
 for c in $conns_list; do
     mem_rows+="| C=$c run: idle | $(mem_txt "${rss_idle[$c]-}") | |
-| C=$c run: after $count creates | $(mem_txt "${rss_created[$c]-}") | $(mib "${du_created[$c]-}") (db + WAL), $(mib "${du_stopped[$c]-}") after a clean stop |
+| C=$c run: after $count creates | $(mem_txt "${rss_created[$c]-}") (${per_obj[$c]-} KiB per object) | $(mib "${du_created[$c]-}") (db + WAL), $(mib "${du_stopped[$c]-}") after a clean stop |
 "
 done
 wl=${watch_out-}
@@ -282,19 +294,23 @@ of the stored objects' size. The ratio is apiserver creates/s over sqlite commit
 what HTTP, JSON, validation and the store's bookkeeping cost over the storage floor.
 "store's SQL" runs the statements store.c runs per create (read the row, read and
 bump the global counter, insert) without HTTP: the share of the gap that is SQL.
-CPU s: what the server process and the load client used during the creates
-(the client checks each reply; two cores in all, shared).
+CPU µs per create: the server process's CPU time (utime + stime) over the creates,
+and the sqlite loop's own, per operation; far less sensitive to the other load on
+the machine than the rates (a process waiting for a core burns none). The sqlite
+floor is mostly waiting for the disk (fsync at WAL checkpoints): its rate is well
+below 1 / its CPU time. Load client CPU: what the client (it parses every reply)
+used, to show it was not the limit.
 
-| C | 201s | apiserver creates/s | p50 ms | p99 ms | max ms | connections | CPU s server / client | sqlite commits/s (before, after) | apiserver / sqlite | store's SQL alone, commits/s |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| C | 201s | apiserver creates/s | p50 ms | p99 ms | max ms | connections | sqlite commits/s (before, after) | apiserver / sqlite | store's SQL alone, commits/s | CPU µs per create: apiserver / sqlite | load client CPU s |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${create_rows}
 **List** the $count objects (C=$last_c run's server), 3 times each way; the client parses
 each reply and checks exactly $count items in strictly rising name order:
 
-| how | pages | bytes | best ms | median ms | best ms incl. client parsing |
-| --- | --- | --- | --- | --- | --- |
-| one reply (no limit) | $(f pages "${list_full-}") | $(f bytes "${list_full-}") | $(f best_ms "${list_full-}") | $(f median_ms "${list_full-}") | $(f best_total_ms "${list_full-}") |
-| limit=$page + continue | $(f pages "${list_paged-}") | $(f bytes "${list_paged-}") | $(f best_ms "${list_paged-}") | $(f median_ms "${list_paged-}") | $(f best_total_ms "${list_paged-}") |
+| how | pages | bytes | best ms | median ms | best ms incl. client parsing | server CPU ms per listing |
+| --- | --- | --- | --- | --- | --- | --- |
+| one reply (no limit) | $(f pages "${list_full-}") | $(f bytes "${list_full-}") | $(f best_ms "${list_full-}") | $(f median_ms "${list_full-}") | $(f best_total_ms "${list_full-}") | ${list_cpu_full-} |
+| limit=$page + continue | $(f pages "${list_paged-}") | $(f bytes "${list_paged-}") | $(f best_ms "${list_paged-}") | $(f median_ms "${list_paged-}") | $(f best_total_ms "${list_paged-}") | ${list_cpu_paged-} |
 
 **Watch**: $nwatchers watches of the namespace's configmaps (\`watch=true\` from the
 list's resourceVersion, one connection each), a warm-up write all of them must see,
