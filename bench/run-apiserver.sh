@@ -65,16 +65,13 @@ sync=$(grep -o 'as_exec_sql(st, "PRAGMA synchronous=[A-Z]*"' apiserver/store.c 2
 sync=${sync:-NORMAL}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mg-bench-apiserver.XXXXXX")
-pids=()
+srv_pid=   # the one server running now; emptied once it is stopped and reaped
 cleanup() {
-    local p
-    for p in "${pids[@]-}"; do
-        [ -n "$p" ] || continue
-        kill -TERM "$p" 2>/dev/null || continue
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
+    if [ -n "$srv_pid" ] && kill -TERM "$srv_pid" 2>/dev/null; then
+        for _ in $(seq 50); do kill -0 "$srv_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$srv_pid" 2>/dev/null || true
+        wait "$srv_pid" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -103,7 +100,7 @@ stop_pid() {
     wait "$p" 2>/dev/null || st=$?
     return $st
 }
-jnum() { grep -o "\"$1\":[-0-9.]*" <<<"$2" | head -1 | cut -d: -f2; }
+jnum() { { grep -o "\"$1\":[-0-9.]*" <<<"$2" || true; } | head -1 | cut -d: -f2; }
 mem() { # PID -> "RSS HWM" in KiB
     awk '/^VmRSS:/ {r = $2} /^VmHWM:/ {h = $2} END {print r + 0, h + 0}' "/proc/$1/status" 2>/dev/null || echo "- -"
 }
@@ -135,13 +132,11 @@ run_step() {
     return 0
 }
 
-srv_pid=
 start_server() { # DATA_DIR LOG
     local port
     port=$(free_port) || die "no free port"
     "$server" --listen "127.0.0.1:$port" --data "$1" --log-level warn >"$2" 2>&1 &
     srv_pid=$!
-    pids+=("$srv_pid")
     if ! wait_port "$port"; then
         cat "$2" >&2
         die "the apiserver did not listen on 127.0.0.1:$port within 10 s"
@@ -151,8 +146,13 @@ start_server() { # DATA_DIR LOG
         grep -q 200 || { cat "$2" >&2; die "the apiserver does not answer GET /api/v1/namespaces/default with 200"; }
 }
 server_alive() { # STEP
+    local st=0 how
     kill -0 "$srv_pid" 2>/dev/null && return 0
-    problem "the apiserver died during $1: $(tail -c 2000 "$srv_log" | tr '\n' ' ')"
+    wait "$srv_pid" 2>/dev/null || st=$?
+    srv_pid=
+    how="exit status $st"
+    [ "$st" -gt 128 ] && how="killed by signal $((st - 128))"
+    problem "the apiserver died during $1 ($how); its log ends: $(tail -c 2000 "$srv_log" | tr '\n' ' ')"
     return 1
 }
 
@@ -190,7 +190,7 @@ for c in $conns_list; do
     run_step "create-c$c" out "$load" create --connect "$srv_addr" --namespace "$ns" \
         --count "$count" --conns "$c" --prefix cm --timeout-ms $((step_secs * 1000 - 5000))
     cr[$c]=$out
-    server_alive "create (C=$c)" || { stop_pid "$srv_pid" || true; continue; }
+    server_alive "create (C=$c)" || continue
     srv_cpu[$c]=$(awk -v a="$cpu0" -v b="$(cpu_s "$srv_pid")" 'BEGIN { printf "%.2f", b - a }')
     rss_created[$c]=$(mem "$srv_pid")
     du_created[$c]=$(du -sk "$data" | cut -f1)
@@ -200,7 +200,8 @@ for c in $conns_list; do
         --data-bytes "$rowb" --synchronous "$sync" --shape store
     peer_store[$c]=$out
     rm -rf "$work/peer-c$c"
-    peer_txt[$c]="$(printf '%.0f' "$(jnum per_s "$peer_a")"), $(printf '%.0f' "$(jnum per_s "$peer_b")")"
+    peer_txt[$c]=$(awk -v a="$(jnum per_s "$peer_a")" -v b="$(jnum per_s "$peer_b")" \
+        'BEGIN { printf "%s, %s", a == "" ? "n/a" : sprintf("%.0f", a), b == "" ? "n/a" : sprintf("%.0f", b) }')
     peer_mean[$c]=$(awk -v a="$(jnum per_s "$peer_a")" -v b="$(jnum per_s "$peer_b")" \
         'BEGIN { if (a > 0 && b > 0) printf "%.1f", (a + b) / 2; else print "n/a" }')
     # CPU time per operation depends far less on the machine's other load
@@ -224,21 +225,24 @@ for c in $conns_list; do
         list_cpu_full=$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.0f", (b - a) / 3 * 1000 }')
         list_cpu_paged=$(awk -v a="$cpu1" -v b="$cpu2" 'BEGIN { printf "%.0f", (b - a) / 3 * 1000 }')
         server_alive "list" && rss_listed=$(mem "$srv_pid")
-        run_step watch watch_out "$load" watch --connect "$srv_addr" --namespace "$ns" \
+        [ -n "$srv_pid" ] && run_step watch watch_out "$load" watch --connect "$srv_addr" --namespace "$ns" \
             --watchers "$nwatchers" --writes "$nwrites" --prefix watch --pid "$srv_pid" \
             --timeout-ms $((step_secs * 1000 - 5000))
-        server_alive "watch" && rss_after_watch=$(mem "$srv_pid")
+        [ -n "$srv_pid" ] && server_alive "watch" && rss_after_watch=$(mem "$srv_pid")
     fi
 
-    if kill -0 "$srv_pid" 2>/dev/null; then
+    if [ -n "$srv_pid" ] && kill -0 "$srv_pid" 2>/dev/null; then
         st=0
         stop_pid "$srv_pid" || st=$?
         [ "$st" -eq 0 ] || problem "the apiserver (C=$c) exited with status $st on SIGTERM"
         du_stopped[$c]=$(du -sk "$data" | cut -f1)
+    elif [ -n "$srv_pid" ]; then
+        server_alive "the end of the C=$c run" || true
     fi
+    srv_pid=
     # Warnings and errors the server logged under load.
     if grep -qiE '"level":"(warn|error)"|level=(warn|error)| (WARN|ERROR) ' "$srv_log"; then
-        problem "the apiserver (C=$c) logged: $(grep -iE 'warn|error' "$srv_log" | sort | uniq -c | sort -rn | head -5 | tr '\n' ' ')"
+        problem "the apiserver (C=$c) logged: $(grep -iE 'warn|error' "$srv_log" | cut -d' ' -f2- | sort | uniq -c | sort -rn | head -5 | tr '\n' ' ')"
     fi
 done
 
@@ -268,9 +272,9 @@ wl=${watch_out-}
 problems_txt="none: every create was acknowledged 201 with a distinct resourceVersion, every list
 returned all $count items in order, every watcher got every write."
 if [ ${#problems[@]} -gt 0 ]; then
-    problems_txt=
-    for p in "${problems[@]}"; do problems_txt+="- ${p//|/\\|}
-"; done
+    problems_txt=$'\n'
+    for p in "${problems[@]}"; do problems_txt+="
+- ${p//|/\\|}"; done
 fi
 
 section=$(cat <<EOF
