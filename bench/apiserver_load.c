@@ -827,7 +827,7 @@ static void wt_body(struct mg_httpc_req *req, const char *p, size_t n)
         w->in.overflow = 0;
         w->in.len = 0;
     }
-    if (!w->pending && memchr(w->in.p, '\n', w->in.len)) {
+    if (!w->pending && w->in.len && memchr(w->in.p, '\n', w->in.len)) {
         w->pending = 1;
         w->next_pending = pending_head;
         pending_head = w;
