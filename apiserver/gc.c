@@ -27,6 +27,7 @@
 struct as_gc {
     struct as_server *srv;
     struct mg_timer t;
+    uint64_t last_pass_ms;   /* how long the last pass took */
 };
 
 /* One stored object, as a pass sees it. */
@@ -325,7 +326,10 @@ static int gc_pass(struct as_server *srv)
 static void gc_timer_cb(struct mg_loop *loop, struct mg_timer *t)
 {
     struct as_gc *gc = t->data;
+    uint64_t t0 = mg_now_ns();
     int r = gc_pass(gc->srv);
+    gc->last_pass_ms = (mg_now_ns() - t0) / 1000000;
+    mg_loop_update_time(loop);
     if (r == 1)
         mg_timer_start(loop, &gc->t, 0);
     else if (r == 2)
@@ -358,9 +362,15 @@ void as_gc_kick(struct as_server *srv)
     if (!srv->gc)
         return;
     /* Soon, not now: the reply to the deleting request goes out first, and
-     * a burst of deletions shares one pass. */
-    if (!mg_timer_armed(&srv->gc->t) || srv->gc->t.when > mg_loop_now(srv->loop) + 10)
-        mg_timer_start(srv->loop, &srv->gc->t, 10);
+     * a burst of deletions shares one pass. A pass reads every object, so
+     * passes are spaced by twice the last one's duration: a stream of
+     * deletions over a large store leaves the loop at least two thirds of
+     * its time for requests. */
+    uint64_t delay = srv->gc->last_pass_ms * 2;
+    if (delay < 10)
+        delay = 10;
+    if (!mg_timer_armed(&srv->gc->t) || srv->gc->t.when > mg_loop_now(srv->loop) + delay)
+        mg_timer_start(srv->loop, &srv->gc->t, delay);
 }
 
 struct orphan_ctx {

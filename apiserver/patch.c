@@ -710,20 +710,22 @@ static json_t *smp_fresh(struct smp *x, json_t *v, unsigned depth)
         }
         rc = x->apply ? apply_map(x, out, v, depth) : smp_map(x, out, v, depth);
     } else if (json_is_array(v)) {
-        const struct smp_rule *rule = smp_rule_here(x);
+        /* Kubernetes takes a new list as sent: items are not merged with
+         * each other, only their directives go ("$patch": "delete" items,
+         * a lone "$patch": "replace" marker) */
         out = json_array();
         if (!out) {
             patch_nomem(x->err);
             return NULL;
         }
-        if (rule && !x->apply) {
-            rc = smp_list(x, out, v, rule, NULL, depth);
-        } else {
-            rc = 0;
-            for (size_t i = 0; i < json_array_size(v) && rc == 0; i++) {
-                json_t *c = smp_fresh(x, json_array_get(v, i), depth + 1);
-                rc = !c ? -EINVAL : json_array_append_new(out, c) == 0 ? 0 : patch_nomem(x->err);
-            }
+        rc = 0;
+        for (size_t i = 0; i < json_array_size(v) && rc == 0; i++) {
+            json_t *e = json_array_get(v, i);
+            const char *d = json_string_value(json_object_get(e, "$patch"));
+            if (!x->apply && d && (strcmp(d, "delete") == 0 || json_object_size(e) == 1))
+                continue;
+            json_t *c = smp_fresh(x, e, depth + 1);
+            rc = !c ? -EINVAL : json_array_append_new(out, c) == 0 ? 0 : patch_nomem(x->err);
         }
     } else {
         out = json_copy(v);
@@ -755,36 +757,97 @@ static json_t *smp_item_id(json_t *item, const char *key)
     return key && json_is_object(item) ? json_object_get(item, key) : item;
 }
 
-/* Position of the item whose identity is id in list, or -1. */
-static long smp_index(json_t *list, json_t *id, const char *key)
+/* List items are found by their identity (merge key value, or the value
+ * itself) through an index: a jansson object from a canonical text of the
+ * identity to the item's position. Lists of thousands of containers or
+ * finalizers then merge in O(n), not O(n^2). */
+
+/* Equal identities give equal texts; 1 and 1.0 are the same number. */
+static char *smp_id_text(json_t *id)
 {
-    if (!id || !json_is_array(list))
-        return -1;
-    for (size_t i = 0; i < json_array_size(list); i++) {
-        json_t *e = smp_item_id(json_array_get(list, i), key);
-        if (e && patch_equal(e, id, 0))
-            return (long)i;
+    if (!id)
+        return NULL;
+    if (json_is_real(id)) {
+        double d = json_real_value(id);
+        if (d >= -9.2e18 && d <= 9.2e18 && (double)(long long)d == d) {
+            json_t *i = json_integer((long long)d);
+            char *t = i ? json_dumps(i, JSON_ENCODE_ANY) : NULL;
+            json_decref(i);
+            return t;
+        }
     }
-    return -1;
+    return json_dumps(id, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
 }
 
-/* Sorts items (json_t * array of n) stably by their position in order;
- * items not in order keep their relative order after the others. */
-static void smp_sort_by(json_t **items, long *pos, size_t n)
+/* Records item (its identity) at pos unless an earlier item has it.
+ * Items without an identity are not indexed. */
+static int smp_index_add(struct smp *x, json_t *idx, json_t *item, const char *key, size_t pos)
 {
-    /* insertion sort: lists are short (containers, env, ports) */
-    for (size_t i = 1; i < n; i++) {
-        json_t *it = items[i];
-        long p = pos[i];
-        size_t j = i;
-        while (j > 0 && (pos[j - 1] < 0 ? p >= 0 : (p >= 0 && p < pos[j - 1]))) {
-            items[j] = items[j - 1];
-            pos[j] = pos[j - 1];
-            j--;
-        }
-        items[j] = it;
-        pos[j] = p;
+    json_t *id = smp_item_id(item, key);
+    if (!id)
+        return 0;
+    char *t = smp_id_text(id);
+    if (!t)
+        return patch_nomem(x->err);
+    int rc = 0;
+    if (!json_object_get(idx, t) && json_object_set_new(idx, t, json_integer((json_int_t)pos)) != 0)
+        rc = patch_nomem(x->err);
+    free(t);
+    return rc;
+}
+
+static json_t *smp_index_new(struct smp *x, json_t *list, const char *key)
+{
+    json_t *idx = json_object();
+    if (!idx) {
+        patch_nomem(x->err);
+        return NULL;
     }
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        if (smp_index_add(x, idx, json_array_get(list, i), key, i) < 0) {
+            json_decref(idx);
+            return NULL;
+        }
+    }
+    return idx;
+}
+
+/* Position of the identity id in the indexed list, or -1. */
+static long smp_index_find(json_t *idx, json_t *id)
+{
+    char *t = smp_id_text(id);
+    if (!t)
+        return -1;
+    json_t *p = json_object_get(idx, t);
+    free(t);
+    return p ? (long)json_integer_value(p) : -1;
+}
+
+/* Removes from list (in place) the items whose identity is in drop. */
+static void smp_remove_ids(json_t *list, json_t *drop, const char *key)
+{
+    for (size_t j = json_array_size(list); j-- > 0;) {
+        json_t *id = smp_item_id(json_array_get(list, j), key);
+        if (id && smp_index_find(drop, id) >= 0)
+            json_array_remove(list, j);
+    }
+}
+
+struct smp_slot {
+    json_t *item;
+    long pos;     /* position in the order list; -1: not in it */
+    long server;  /* position in the server's list; -1: not in it */
+    size_t seq;   /* position in the merged list, for a stable sort */
+};
+
+static int smp_slot_cmp(const void *a, const void *b)
+{
+    const struct smp_slot *x = a, *y = b;
+    unsigned long px = x->pos < 0 ? ~0ul : (unsigned long)x->pos;
+    unsigned long py = y->pos < 0 ? ~0ul : (unsigned long)y->pos;
+    if (px != py)
+        return px < py ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 /* Reorders merged (in place) as Kubernetes' normalizeElementOrder does:
@@ -796,43 +859,39 @@ static int smp_reorder(struct smp *x, json_t *merged, json_t *order, json_t *ser
     size_t n = json_array_size(merged), np = 0, ns = 0;
     if (n < 2)
         return 0;
-    json_t **pi = calloc(n, sizeof *pi), **si = calloc(n, sizeof *si);
-    long *pp = calloc(n, sizeof *pp), *sp = calloc(n, sizeof *sp);
+    struct smp_slot *ps = calloc(n, sizeof *ps), *ss = calloc(n, sizeof *ss);
     json_t *out = json_array();
+    json_t *oidx = smp_index_new(x, order, key), *sidx = smp_index_new(x, server, key);
     int rc = 0;
-    if (!pi || !si || !pp || !sp || !out) {
+    if (!ps || !ss || !out || !oidx || !sidx) {
         rc = patch_nomem(x->err);
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
         json_t *it = json_array_get(merged, i);
-        long p = smp_index(order, smp_item_id(it, key), key);
-        if (p >= 0) {
-            pi[np] = it;
-            pp[np++] = p;
-        } else {
-            si[ns] = it;
-            sp[ns++] = smp_index(server, smp_item_id(it, key), key);
-        }
+        json_t *id = smp_item_id(it, key);
+        long p = id ? smp_index_find(oidx, id) : -1;
+        struct smp_slot *slot = p >= 0 ? &ps[np++] : &ss[ns++];
+        slot->item = it;
+        slot->seq = i;
+        slot->server = id ? smp_index_find(sidx, id) : -1;
+        slot->pos = p >= 0 ? p : slot->server;
     }
-    smp_sort_by(pi, pp, np);
-    smp_sort_by(si, sp, ns);
+    qsort(ps, np, sizeof *ps, smp_slot_cmp);
+    qsort(ss, ns, sizeof *ss, smp_slot_cmp);
     /* mergeSortedSlice: a server-only item goes first only when both it and
      * the next patch item are in the server list and it came before it. */
     size_t i = 0, j = 0;
     while (i < ns || j < np) {
         json_t *next;
         if (i >= ns) {
-            next = pi[j++];
+            next = ps[j++].item;
         } else if (j >= np) {
-            next = si[i++];
+            next = ss[i++].item;
+        } else if (ss[i].server >= 0 && ps[j].server >= 0 && ss[i].server < ps[j].server) {
+            next = ss[i++].item;
         } else {
-            long li = sp[i];
-            long ri = smp_index(server, smp_item_id(pi[j], key), key);
-            if (li >= 0 && ri >= 0 && li < ri)
-                next = si[i++];
-            else
-                next = pi[j++];
+            next = ps[j++].item;
         }
         if (json_array_append(out, next) != 0) {
             rc = patch_nomem(x->err);
@@ -842,12 +901,43 @@ static int smp_reorder(struct smp *x, json_t *merged, json_t *order, json_t *ser
     if (json_array_clear(merged) != 0 || json_array_extend(merged, out) != 0)
         rc = patch_nomem(x->err);
 out:
-    free(pi);
-    free(si);
-    free(pp);
-    free(sp);
+    free(ps);
+    free(ss);
     json_decref(out);
+    json_decref(oidx);
+    json_decref(sidx);
     return rc;
+}
+
+/* apimachinery's validatePatchWithSetOrderList: the patch list's items
+ * (deletions and directives aside) must appear in $setElementOrder, in the
+ * same relative order. */
+static int smp_check_order(struct smp *x, json_t *list, json_t *order, const char *key)
+{
+    size_t pi = 0, oi = 0, n = json_array_size(list), no = json_array_size(order);
+    if (n == 0 || no == 0)
+        return 0;
+    while (pi < n && oi < no) {
+        json_t *e = json_array_get(list, pi);
+        if (key && json_is_object(e) && json_object_get(e, "$patch")) {
+            pi++;
+            continue;
+        }
+        json_t *a = smp_item_id(e, key), *b = smp_item_id(json_array_get(order, oi), key);
+        if (!a || !b || (key && (!json_is_object(e) || !json_is_object(json_array_get(order, oi)))))
+            return patch_fail(x->err, "%s: an item of the list or of its $setElementOrder has no merge key \"%s\"",
+                              smp_where(x), key ? key : "");
+        if (patch_equal(a, b, 0))
+            pi++;
+        oi++;
+    }
+    while (pi < n && key && json_is_object(json_array_get(list, pi)) &&
+           json_object_get(json_array_get(list, pi), "$patch"))
+        pi++;
+    if (pi < n)
+        return patch_fail(x->err, "%s: the order in the patch list doesn't match its $setElementOrder list",
+                          smp_where(x));
+    return 0;
 }
 
 /* Merges the patch list into orig (in place) for a list with a merge
@@ -857,7 +947,7 @@ static int smp_list(struct smp *x, json_t *orig, json_t *patch, const struct smp
                     json_t *order, unsigned depth)
 {
     int rc = 0, maps = 0, scalars = 0, replace = 0;
-    json_t *server = NULL, *plain = NULL;
+    json_t *server = NULL, *plain = NULL, *idx = NULL, *drop = NULL;
     if (depth > AS_PATCH_MAX_DEPTH)
         return patch_fail(x->err, "the patch is nested more than %d levels deep", AS_PATCH_MAX_DEPTH);
     for (int pass = 0; pass < 2; pass++) {
@@ -877,21 +967,27 @@ static int smp_list(struct smp *x, json_t *orig, json_t *patch, const struct smp
                           smp_where(x));
     server = json_array();
     plain = json_array();
-    if (!server || !plain || json_array_extend(server, orig) != 0) {
+    drop = json_object();
+    if (!server || !plain || !drop || json_array_extend(server, orig) != 0) {
         rc = patch_nomem(x->err);
         goto out;
     }
     if (scalars || !maps) {
         /* a set of primitives: union, each value once */
+        if (!(idx = smp_index_new(x, orig, NULL))) {
+            rc = -ENOMEM;
+            goto out;
+        }
         for (size_t i = 0; i < json_array_size(patch); i++) {
             json_t *e = json_array_get(patch, i);
             if (json_array_append(plain, e) != 0) {
                 rc = patch_nomem(x->err);
                 goto out;
             }
-            if (smp_index(orig, e, NULL) < 0) {
+            if (smp_index_find(idx, e) < 0) {
                 json_t *c = json_copy(e);
-                if (!c || json_array_append_new(orig, c) != 0) {
+                if (!c || json_array_append_new(orig, c) != 0 ||
+                    smp_index_add(x, idx, c, NULL, json_array_size(orig) - 1) < 0) {
                     rc = patch_nomem(x->err);
                     goto out;
                 }
@@ -918,17 +1014,13 @@ static int smp_list(struct smp *x, json_t *orig, json_t *patch, const struct smp
         }
         const char *ds = json_string_value(d);
         if (ds && strcmp(ds, "delete") == 0) {
-            json_t *id = json_object_get(e, key);
-            if (!id) {
+            if (!json_object_get(e, key)) {
                 rc = patch_fail(x->err, "%s: an item with \"$patch\": \"delete\" has no merge key \"%s\"",
                                 smp_where(x), key);
                 goto out;
             }
-            for (size_t j = json_array_size(orig); j-- > 0;) {
-                json_t *oid = smp_item_id(json_array_get(orig, j), key);
-                if (oid && patch_equal(oid, id, 0))
-                    json_array_remove(orig, j);
-            }
+            if ((rc = smp_index_add(x, drop, e, key, i)) < 0)
+                goto out;
         } else if (ds && strcmp(ds, "replace") == 0) {
             replace = 1;
         } else if (!ds || strcmp(ds, "merge") != 0) {
@@ -943,8 +1035,28 @@ static int smp_list(struct smp *x, json_t *orig, json_t *patch, const struct smp
             }
         }
     }
-    if (replace)
+    size_t deleted = 0;
+    if (replace) {
         json_array_clear(orig);
+    } else if (json_object_size(drop)) {
+        size_t before = json_array_size(orig);
+        smp_remove_ids(orig, drop, key);
+        deleted = before - json_array_size(orig);
+    }
+    /* The server order Kubernetes uses with $setElementOrder is the live
+     * list as apimachinery leaves it in memory: the items that remain,
+     * then, in the slots deleted items freed, the first new items (its
+     * slices share their backing array). Mirrored so that kubectl apply
+     * orders items exactly as a real apiserver does. */
+    json_array_clear(server);
+    if (json_array_extend(server, orig) != 0) {
+        rc = patch_nomem(x->err);
+        goto out;
+    }
+    if (!(idx = smp_index_new(x, orig, key))) {
+        rc = -ENOMEM;
+        goto out;
+    }
     for (size_t i = 0; i < json_array_size(plain); i++) {
         json_t *e = json_array_get(plain, i);
         json_t *id = json_object_get(e, key);
@@ -952,7 +1064,7 @@ static int smp_list(struct smp *x, json_t *orig, json_t *patch, const struct smp
             rc = patch_fail(x->err, "%s: an item has no merge key \"%s\"", smp_where(x), key);
             goto out;
         }
-        long at = smp_index(orig, id, key);
+        long at = smp_index_find(idx, id);
         if (at >= 0) {
             json_t *o = json_array_get(orig, (size_t)at);
             if ((rc = smp_map(x, o, e, depth + 1)) < 0)
@@ -963,9 +1075,17 @@ static int smp_list(struct smp *x, json_t *orig, json_t *patch, const struct smp
                 rc = -EINVAL;
                 goto out;
             }
-            if (json_array_append_new(orig, c) != 0) {
+            if (json_array_append_new(orig, c) != 0 ||
+                smp_index_add(x, idx, e, key, json_array_size(orig) - 1) < 0) {
                 rc = patch_nomem(x->err);
                 goto out;
+            }
+            if (order && deleted > 0) {
+                deleted--;
+                if (json_array_append(server, c) != 0) {
+                    rc = patch_nomem(x->err);
+                    goto out;
+                }
             }
         }
     }
@@ -974,7 +1094,19 @@ static int smp_list(struct smp *x, json_t *orig, json_t *patch, const struct smp
 out:
     json_decref(server);
     json_decref(plain);
+    json_decref(idx);
+    json_decref(drop);
     return rc;
+}
+
+static int smp_has_replace(json_t *list)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const char *d = json_string_value(json_object_get(json_array_get(list, i), "$patch"));
+        if (d && strcmp(d, "replace") == 0)
+            return 1;
+    }
+    return 0;
 }
 
 static int smp_is_directive_key(const char *k)
@@ -1014,46 +1146,31 @@ static int smp_map(struct smp *x, json_t *orig, json_t *patch, unsigned depth)
             if (!json_is_string(json_array_get(retain, i)))
                 return patch_fail(x->err, "%s: \"$retainKeys\" must be a list of field names",
                                   smp_where(x));
+        json_t *keep = json_object();
+        if (!keep)
+            return patch_nomem(x->err);
+        for (size_t i = 0; i < json_array_size(retain); i++)
+            if (json_object_set(keep, json_string_value(json_array_get(retain, i)), json_null()) != 0) {
+                json_decref(keep);
+                return patch_nomem(x->err);
+            }
         /* every field the patch sets must be one of the retained keys */
         json_object_foreach(patch, k, v) {
-            if (json_is_null(v) || smp_is_directive_key(k))
+            if (json_is_null(v) || smp_is_directive_key(k) || json_object_get(keep, k))
                 continue;
-            int found = 0;
-            for (size_t i = 0; i < json_array_size(retain) && !found; i++)
-                found = strcmp(json_string_value(json_array_get(retain, i)), k) == 0;
-            if (!found)
-                return patch_fail(x->err, "%s: the patch sets \"%.100s\", which \"$retainKeys\" does not list",
-                                  smp_where(x), k);
+            json_decref(keep);
+            return patch_fail(x->err, "%s: the patch sets \"%.100s\", which \"$retainKeys\" does not list",
+                              smp_where(x), k);
         }
         void *it = json_object_iter(orig);
         while (it) {
             const char *ok = json_object_iter_key(it);
             void *next = json_object_iter_next(orig, it);
-            int keep = 0;
-            for (size_t i = 0; i < json_array_size(retain) && !keep; i++)
-                keep = strcmp(json_string_value(json_array_get(retain, i)), ok) == 0;
-            if (!keep)
+            if (!json_object_get(keep, ok))
                 json_object_del(orig, ok);
             it = next;
         }
-    }
-
-    /* deletions from primitive lists before merges into them */
-    json_object_foreach(patch, k, v) {
-        const char *field = smp_after(k, "$deleteFromPrimitiveList/");
-        if (!field)
-            continue;
-        if (!json_is_array(v))
-            return patch_fail(x->err, "%s: \"%.100s\" must be a list", smp_where(x), k);
-        json_t *l = json_object_get(orig, field);
-        if (!json_is_array(l))
-            continue;
-        size_t before = json_array_size(l);
-        for (size_t j = before; j-- > 0;)
-            if (smp_index(v, json_array_get(l, j), NULL) >= 0)
-                json_array_remove(l, j);
-        if (before && json_array_size(l) == 0)
-            json_object_del(orig, field);
+        json_decref(keep);
     }
 
     json_object_foreach(patch, k, v) {
@@ -1065,6 +1182,16 @@ static int smp_map(struct smp *x, json_t *orig, json_t *patch, unsigned depth)
         }
         size_t saved = smp_push(x, k);
         json_t *o = json_object_get(orig, k);
+        if (json_is_array(v) && strlen(k) < SMP_PATH_MAX) {
+            char ok[SMP_PATH_MAX + 20];
+            snprintf(ok, sizeof ok, "$setElementOrder/%s", k);
+            json_t *order = json_object_get(patch, ok);
+            const struct smp_rule *rule = smp_rule_here(x);
+            if (rule && json_is_array(order) && (rc = smp_check_order(x, v, order, rule->key)) < 0) {
+                smp_pop(x, saved);
+                return rc;
+            }
+        }
         if (!o || json_typeof(o) != json_typeof(v) || (!json_is_object(v) && !json_is_array(v))) {
             if (!o && json_is_object(v)) {
                 json_t *dv = json_object_get(v, "$patch");
@@ -1087,7 +1214,10 @@ static int smp_map(struct smp *x, json_t *orig, json_t *patch, unsigned depth)
                     order = json_object_get(patch, ok);
                 }
                 rc = smp_list(x, o, v, rule, json_is_array(order) ? order : NULL, depth + 1);
-                if (rc == 0 && before && json_array_size(o) == 0)
+                /* emptied by deletions: gone, as the typed object's
+                 * omitempty field would be; "$patch": "replace" with
+                 * nothing else leaves [] as asked */
+                if (rc == 0 && before && json_array_size(o) == 0 && !smp_has_replace(v))
                     json_object_del(orig, k);
             } else {
                 rc = smp_set_fresh(x, orig, k, v, depth);
@@ -1096,6 +1226,27 @@ static int smp_map(struct smp *x, json_t *orig, json_t *patch, unsigned depth)
         smp_pop(x, saved);
         if (rc < 0)
             return rc;
+    }
+
+    /* deletions from primitive lists after merges into them, as
+     * apimachinery's mergeMap does */
+    json_object_foreach(patch, k, v) {
+        const char *field = smp_after(k, "$deleteFromPrimitiveList/");
+        if (!field)
+            continue;
+        if (!json_is_array(v))
+            return patch_fail(x->err, "%s: \"%.100s\" must be a list", smp_where(x), k);
+        json_t *l = json_object_get(orig, field);
+        if (!json_is_array(l))
+            continue;
+        size_t before = json_array_size(l);
+        json_t *drop = smp_index_new(x, v, NULL);
+        if (!drop)
+            return -ENOMEM;
+        smp_remove_ids(l, drop, NULL);
+        json_decref(drop);
+        if (before && json_array_size(l) == 0)
+            json_object_del(orig, field);
     }
 
     /* $setElementOrder of lists the patch did not otherwise touch */
@@ -1133,28 +1284,34 @@ static int smp_map(struct smp *x, json_t *orig, json_t *patch, unsigned depth)
 static int apply_list(struct smp *x, json_t *live, json_t *applied, const struct smp_rule *rule,
                       unsigned depth)
 {
+    int rc = 0;
     if (depth > AS_PATCH_MAX_DEPTH)
         return patch_fail(x->err, "the object is nested more than %d levels deep", AS_PATCH_MAX_DEPTH);
-    for (size_t i = 0; i < json_array_size(applied); i++) {
+    json_t *idx = smp_index_new(x, live, rule->key);
+    if (!idx)
+        return -ENOMEM;
+    for (size_t i = 0; i < json_array_size(applied) && rc == 0; i++) {
         json_t *e = json_array_get(applied, i);
         json_t *id = smp_item_id(e, rule->key);
-        if (rule->key && (!json_is_object(e) || !id))
-            return patch_fail(x->err, "%s[%zu]: the item has no \"%s\" (its merge key)", smp_where(x), i,
-                              rule->key);
-        long at = smp_index(live, id, rule->key);
+        if (rule->key && (!json_is_object(e) || !id)) {
+            rc = patch_fail(x->err, "%s[%zu]: the item has no \"%s\" (its merge key)", smp_where(x), i,
+                            rule->key);
+            break;
+        }
+        long at = smp_index_find(idx, id);
         if (at >= 0 && rule->key && json_is_object(json_array_get(live, (size_t)at))) {
-            int rc = apply_map(x, json_array_get(live, (size_t)at), e, depth + 1);
-            if (rc < 0)
-                return rc;
+            rc = apply_map(x, json_array_get(live, (size_t)at), e, depth + 1);
         } else if (at < 0) {
             json_t *c = smp_fresh(x, e, depth + 1);
             if (!c)
-                return -EINVAL;
-            if (json_array_append_new(live, c) != 0)
-                return patch_nomem(x->err);
+                rc = -EINVAL;
+            else if (json_array_append_new(live, c) != 0 ||
+                     smp_index_add(x, idx, e, rule->key, json_array_size(live) - 1) < 0)
+                rc = patch_nomem(x->err);
         }
     }
-    return 0;
+    json_decref(idx);
+    return rc;
 }
 
 static int apply_map(struct smp *x, json_t *live, json_t *applied, unsigned depth)

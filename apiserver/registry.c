@@ -477,6 +477,14 @@ static void check_clash(const struct as_registry *reg, struct as_causes *c, cons
         const char *owner = crd_name_of(r);
         if (owner && !strcmp(owner, name))
             continue; /* the CRD itself, being updated */
+        /* A type served at several versions is reported once. */
+        size_t it2 = 0;
+        const struct as_resource *first;
+        while ((first = as_reg_next(reg, &it2)) && first != r)
+            if (!strcmp(first->group, group) && !strcmp(first->resource, r->resource))
+                break;
+        if (first != r)
+            continue;
         char why[512];
         snprintf(why, sizeof why, "already in use by %s%s%s", r->resource, *r->group ? "." : "",
                  r->group);

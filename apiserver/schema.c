@@ -37,6 +37,9 @@
 #define AS_SCHEMA_PATH_MAX 1024
 #define AS_SCHEMA_PATTERN_MAX 4096
 #define AS_SCHEMA_REGEX_CACHE 64
+/* Schema nodes visited by one validation: nested allOf/anyOf/oneOf/not
+ * multiply the work, so a budget bounds it. */
+#define AS_SCHEMA_BUDGET 1000000u
 /* Bad values quoted in messages are cut at this many bytes. */
 #define AS_SCHEMA_VALUE_SHOWN 256
 
@@ -56,15 +59,21 @@ void as_causes_free(struct as_causes *c)
 
 /* --- causes and messages ------------------------------------------------- */
 
-/* A growable string with a cap: messages longer than the cap are cut. */
+/* A string in a fixed buffer: what does not fit is cut. */
 struct sbuf {
-    char b[1024];
-    size_t n;
+    char *b;
+    size_t n, cap;
 };
+
+/* A message buffer on the stack, empty. */
+#define SBUF(name)                                             \
+    char name##_mem[1024];                                     \
+    struct sbuf name = {name##_mem, 0, sizeof name##_mem};     \
+    name##_mem[0] = '\0'
 
 static void sb_addn(struct sbuf *s, const char *p, size_t len)
 {
-    size_t room = sizeof s->b - 1 - s->n;
+    size_t room = s->cap - 1 - s->n;
     if (len > room)
         len = room;
     memcpy(s->b + s->n, p, len);
@@ -514,7 +523,7 @@ static int re_translate(const char *re, struct sbuf *out, const char **why)
     out->n = 0;
     out->b[0] = '\0';
     while (*p) {
-        if (out->n >= sizeof out->b - 16) {
+        if (out->n + 16 >= out->cap) {
             *why = "the pattern is too long";
             return -1;
         }
@@ -603,17 +612,27 @@ static unsigned long re_clock;
 /* Compiles pattern (translated) into re; -1 with a message in why. */
 static int re_compile(const char *pattern, regex_t *re, char *why, size_t whylen)
 {
-    struct sbuf ere;
     const char *w = NULL;
-    if (strlen(pattern) > AS_SCHEMA_PATTERN_MAX) {
+    size_t len = strlen(pattern);
+    if (len > AS_SCHEMA_PATTERN_MAX) {
         snprintf(why, whylen, "longer than %d bytes", AS_SCHEMA_PATTERN_MAX);
         return -1;
     }
+    /* a translation grows each source byte at most 12 times ("\\w" →
+     * "[A-Za-z0-9_]", a bracket literal → its range) */
+    struct sbuf ere = {malloc(len * 12 + 64), 0, len * 12 + 64};
+    if (!ere.b) {
+        snprintf(why, whylen, "out of memory");
+        return -1;
+    }
+    ere.b[0] = '\0';
     if (re_translate(pattern, &ere, &w) < 0) {
         snprintf(why, whylen, "%s", w);
+        free(ere.b);
         return -1;
     }
     int rc = regcomp(re, ere.b, REG_EXTENDED | REG_NOSUB);
+    free(ere.b);
     if (rc != 0) {
         char msg[128];
         regerror(rc, re, msg, sizeof msg);
@@ -677,6 +696,8 @@ struct walk {
     struct path path;
     int too_deep;       /* reported once */
     int no_unknown;     /* do not record pruned paths (defaults in a check) */
+    size_t budget;      /* validate() calls left */
+    int over_budget;    /* reported once */
 };
 
 static int add_cause(struct walk *w, const char *reason, const char *field, struct sbuf *msg)
@@ -689,8 +710,7 @@ static void too_deep(struct walk *w)
     if (w->too_deep)
         return;
     w->too_deep = 1;
-    struct sbuf m = {.n = 0};
-    m.b[0] = '\0';
+    SBUF(m);
     sb_printf(&m, "Invalid value: \"object\": nested more than %d levels deep", AS_SCHEMA_MAX_DEPTH);
     add_cause(w, "FieldValueInvalid", w->path.b, &m);
 }
@@ -708,7 +728,7 @@ static void prune(struct walk *w, json_t *s, json_t *x, int root, unsigned depth
 
 /* Under x-kubernetes-preserve-unknown-fields: unknown fields stay, known
  * ones are still pruned below (apimachinery's skipPrune). */
-static void skip_prune(struct walk *w, json_t *s, json_t *x, unsigned depth)
+static void skip_prune(struct walk *w, json_t *s, json_t *x, int root, unsigned depth)
 {
     if (!s)
         return;
@@ -722,7 +742,7 @@ static void skip_prune(struct walk *w, json_t *s, json_t *x, unsigned depth)
         json_t *v;
         json_t *ap = json_object_get(s, "additionalProperties");
         json_object_foreach(x, k, v) {
-            if (embedded && is_meta_key(k))
+            if ((embedded || root) && is_meta_key(k))
                 continue;
             size_t saved = path_key(&w->path, k);
             json_t *p = s_prop(s, k);
@@ -736,7 +756,7 @@ static void skip_prune(struct walk *w, json_t *s, json_t *x, unsigned depth)
         json_t *items = json_object_get(s, "items");
         for (size_t i = 0; i < json_array_size(x); i++) {
             size_t saved = path_index(&w->path, i, NULL);
-            skip_prune(w, json_is_object(items) ? items : NULL, json_array_get(x, i), depth + 1);
+            skip_prune(w, json_is_object(items) ? items : NULL, json_array_get(x, i), 0, depth + 1);
             path_restore(&w->path, saved);
         }
     }
@@ -751,7 +771,7 @@ static void prune(struct walk *w, json_t *s, json_t *x, int root, unsigned depth
         return;
     }
     if (s && s_flag(s, "x-kubernetes-preserve-unknown-fields")) {
-        skip_prune(w, s, x, depth);
+        skip_prune(w, s, x, root, depth);
         return;
     }
     /* a value of the wrong type is left to validation, which reports it
@@ -936,8 +956,7 @@ static size_t utf8_len(const char *s, size_t n)
 
 static void cause_type(struct walk *w, const char *want, json_t *x)
 {
-    struct sbuf m = {.n = 0};
-    m.b[0] = '\0';
+    SBUF(m);
     const char *got = value_type(x);
     sb_add(&m, "Invalid value: ");
     sb_quote(&m, got, strlen(got));
@@ -950,8 +969,7 @@ static void cause_type(struct walk *w, const char *want, json_t *x)
 __attribute__((format(printf, 4, 5))) static void cause_invalid(struct walk *w, json_t *x, const char *reason,
                                                                  const char *fmt, ...)
 {
-    struct sbuf m = {.n = 0};
-    m.b[0] = '\0';
+    SBUF(m);
     char tail[600];
     va_list ap;
     va_start(ap, fmt);
@@ -1033,8 +1051,7 @@ static void check_enum(struct walk *w, json_t *s, json_t *x)
     for (size_t i = 0; i < json_array_size(en); i++)
         if (json_same(json_array_get(en, i), x, 0))
             return;
-    struct sbuf m = {.n = 0};
-    m.b[0] = '\0';
+    SBUF(m);
     sb_add(&m, "Unsupported value: ");
     sb_value(&m, x);
     sb_add(&m, ": supported values: ");
@@ -1059,8 +1076,7 @@ static void check_string(struct walk *w, json_t *s, json_t *x)
     size_t len = json_string_length(x), runes = utf8_len(str, len);
     long long n;
     if (is_integral(json_object_get(s, "maxLength"), &n) && (long long)runes > n) {
-        struct sbuf m = {.n = 0};
-        m.b[0] = '\0';
+        SBUF(m);
         sb_printf(&m, "Too long: may not be more than %lld %s", n, n == 1 ? "byte" : "bytes");
         add_cause(w, "FieldValueTooLong", w->path.b, &m);
     }
@@ -1077,8 +1093,7 @@ static void check_string(struct walk *w, json_t *s, json_t *x)
     }
     const char *fmt = json_string_value(json_object_get(s, "format"));
     if (fmt && strcmp(fmt, "date-time") == 0 && !is_date_time(str, len)) {
-        struct sbuf q = {.n = 0};
-        q.b[0] = '\0';
+        SBUF(q);
         sb_quote(&q, str, len);
         cause_invalid(w, x, "FieldValueTypeInvalid", "must be of type date-time: %s", q.b);
     }
@@ -1089,7 +1104,7 @@ static void check_number(struct walk *w, json_t *s, json_t *x)
     double v = json_number_value(x);
     json_t *min = json_object_get(s, "minimum"), *max = json_object_get(s, "maximum");
     json_t *mul = json_object_get(s, "multipleOf");
-    struct sbuf b = {.n = 0};
+    SBUF(b);
     if (json_is_number(min)) {
         int excl = s_flag(s, "exclusiveMinimum");
         double m = json_number_value(min);
@@ -1133,8 +1148,7 @@ static void check_number(struct walk *w, json_t *s, json_t *x)
 
 static void cause_too_many(struct walk *w, size_t have, long long max)
 {
-    struct sbuf m = {.n = 0};
-    m.b[0] = '\0';
+    SBUF(m);
     sb_printf(&m, "Too many: %zu: must have at most %lld %s", have, max, max == 1 ? "item" : "items");
     add_cause(w, "FieldValueTooMany", w->path.b, &m);
 }
@@ -1150,8 +1164,7 @@ static void check_object(struct walk *w, json_t *s, json_t *x, int root, unsigne
         if (root && strcmp(k, "metadata") == 0)
             continue;
         size_t saved = path_key(&w->path, k);
-        struct sbuf m = {.n = 0};
-        m.b[0] = '\0';
+        SBUF(m);
         sb_add(&m, "Required value");
         add_cause(w, "FieldValueRequired", w->path.b, &m);
         path_restore(&w->path, saved);
@@ -1167,8 +1180,7 @@ static void check_object(struct walk *w, json_t *s, json_t *x, int root, unsigne
             if (json_is_string(v) && json_string_length(v) > 0)
                 continue;
             size_t saved = path_key(&w->path, must[i]);
-            struct sbuf m = {.n = 0};
-            m.b[0] = '\0';
+            SBUF(m);
             sb_add(&m, "Required value: must not be empty");
             add_cause(w, "FieldValueRequired", w->path.b, &m);
             path_restore(&w->path, saved);
@@ -1191,7 +1203,7 @@ static void check_object(struct walk *w, json_t *s, json_t *x, int root, unsigne
     }
 }
 
-/* The identity of a list-map item: its keys' values, as compact JSON. */
+/* The identity of a list-map item: its keys' values. */
 static json_t *list_map_id(json_t *item, json_t *keys)
 {
     json_t *id = json_object();
@@ -1204,6 +1216,71 @@ static json_t *list_map_id(json_t *item, json_t *keys)
     return id;
 }
 
+struct dup_slot {
+    char *text;     /* the identity as canonical JSON */
+    size_t index;
+};
+
+static int dup_cmp(const void *a, const void *b)
+{
+    const struct dup_slot *x = a, *y = b;
+    int c = strcmp(x->text, y->text);
+    return c ? c : x->index < y->index ? -1 : x->index > y->index;
+}
+
+static int size_cmp(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* x-kubernetes-list-type set and map: the same item (or map key) twice.
+ * Sorting canonical texts keeps it O(n log n) for long lists. */
+static void check_duplicates(struct walk *w, json_t *x, int is_map, json_t *keys)
+{
+    size_t n = json_array_size(x), ndup = 0;
+    struct dup_slot *slots = calloc(n, sizeof *slots);
+    size_t *dups = calloc(n, sizeof *dups);
+    if (!slots || !dups)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = json_array_get(x, i);
+        json_t *id = is_map && json_is_object(it) ? list_map_id(it, keys) : json_incref(it);
+        long long iv;
+        /* 2.0 and 2 are the same integer */
+        if (json_is_real(id) && is_integral(id, &iv)) {
+            json_decref(id);
+            id = json_integer(iv);
+        }
+        slots[i].text = id ? json_dumps(id, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+        slots[i].index = i;
+        json_decref(id);
+        if (!slots[i].text)
+            goto out;
+    }
+    qsort(slots, n, sizeof *slots, dup_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(slots[i].text, slots[i - 1].text) == 0)
+            dups[ndup++] = slots[i].index;
+    qsort(dups, ndup, sizeof *dups, size_cmp);
+    for (size_t i = 0; i < ndup; i++) {
+        json_t *it = json_array_get(x, dups[i]);
+        json_t *id = is_map && json_is_object(it) ? list_map_id(it, keys) : json_incref(it);
+        size_t saved = path_index(&w->path, dups[i], NULL);
+        SBUF(m);
+        sb_add(&m, "Duplicate value: ");
+        sb_value(&m, id);
+        add_cause(w, "FieldValueDuplicate", w->path.b, &m);
+        path_restore(&w->path, saved);
+        json_decref(id);
+    }
+out:
+    for (size_t i = 0; slots && i < n; i++)
+        free(slots[i].text);
+    free(slots);
+    free(dups);
+}
+
 static void check_array(struct walk *w, json_t *s, json_t *x, unsigned depth)
 {
     long long n;
@@ -1214,31 +1291,8 @@ static void check_array(struct walk *w, json_t *s, json_t *x, unsigned depth)
         cause_invalid(w, x, "FieldValueInvalid", "should have at least %lld items", n);
     const char *lt = json_string_value(json_object_get(s, "x-kubernetes-list-type"));
     json_t *keys = json_object_get(s, "x-kubernetes-list-map-keys");
-    /* duplicates: quadratic, but bounded by a cap on what is compared */
-    if (lt && (strcmp(lt, "set") == 0 || strcmp(lt, "map") == 0) && size <= 10000) {
-        int is_map = strcmp(lt, "map") == 0;
-        for (size_t i = 1; i < size; i++) {
-            json_t *a = json_array_get(x, i);
-            json_t *ida = is_map && json_is_object(a) ? list_map_id(a, keys) : json_incref(a);
-            for (size_t j = 0; ida && j < i; j++) {
-                json_t *b = json_array_get(x, j);
-                json_t *idb = is_map && json_is_object(b) ? list_map_id(b, keys) : json_incref(b);
-                int dup = idb && json_same(ida, idb, 0);
-                json_decref(idb);
-                if (dup) {
-                    size_t saved = path_index(&w->path, i, NULL);
-                    struct sbuf m = {.n = 0};
-                    m.b[0] = '\0';
-                    sb_add(&m, "Duplicate value: ");
-                    sb_value(&m, ida);
-                    add_cause(w, "FieldValueDuplicate", w->path.b, &m);
-                    path_restore(&w->path, saved);
-                    break;
-                }
-            }
-            json_decref(ida);
-        }
-    }
+    if (lt && (strcmp(lt, "set") == 0 || strcmp(lt, "map") == 0) && size > 1)
+        check_duplicates(w, x, strcmp(lt, "map") == 0, keys);
     json_t *items = json_object_get(s, "items");
     if (!json_is_object(items))
         return;
@@ -1305,6 +1359,19 @@ static void validate(struct walk *w, json_t *s, json_t *x, int root, unsigned de
         too_deep(w);
         return;
     }
+    if (w->budget == 0) {
+        if (!w->over_budget) {
+            w->over_budget = 1;
+            SBUF(m);
+            sb_printf(&m, "Invalid value: \"object\": validation needs more than %u steps (allOf/anyOf/oneOf/not "
+                          "nested too deeply for this object)", AS_SCHEMA_BUDGET);
+            /* straight to the caller's list: w->causes may be a scratch
+             * list of a combinator branch that is thrown away */
+            causes_add(w->c->causes, "FieldValueInvalid", w->path.b, m.b);
+        }
+        return;
+    }
+    w->budget--;
     if (!json_is_object(s) || !x)
         return;
     if (json_is_null(x)) {
@@ -1383,7 +1450,7 @@ static int schema_apply(struct walk *w, json_t *s, json_t *x, int root)
     validate(w, s, x, root, 0);
     if (json_array_size(w->causes) == before)
         normalize_ints(s, x, root, 0);
-    return json_array_size(w->causes) == before && !w->too_deep ? 0 : -EINVAL;
+    return json_array_size(w->causes) == before && !w->too_deep && !w->over_budget ? 0 : -EINVAL;
 }
 
 int as_schema_apply(json_t *schema, json_t *obj, struct as_causes *c)
@@ -1407,6 +1474,7 @@ int as_schema_apply(json_t *schema, json_t *obj, struct as_causes *c)
         return -ENOMEM;
     w->c = c;
     w->causes = c->causes;
+    w->budget = AS_SCHEMA_BUDGET;
     rc = schema_apply(w, schema, obj, 1);
     free(w);
     return rc;
@@ -1423,13 +1491,12 @@ static void ck_cause(struct walk *w, const char *reason, const char *key, const 
 static void ck_cause(struct walk *w, const char *reason, const char *key, const char *fmt, ...)
 {
     size_t saved = key ? path_key(&w->path, key) : w->path.n;
-    struct sbuf m = {.n = 0};
+    SBUF(m);
     char tmp[700];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    m.b[0] = '\0';
     sb_add(&m, tmp);
     add_cause(w, reason, w->path.b, &m);
     path_restore(&w->path, saved);
@@ -1464,6 +1531,7 @@ static void check_default(struct walk *w, json_t *s)
     }
     sub->c = &scratch;
     sub->causes = scratch.causes;
+    sub->budget = AS_SCHEMA_BUDGET;
     /* inner paths read "default.x": the cause field is this node's path
      * plus that, the messages name "default.x in body" */
     path_key(&sub->path, "default");
@@ -1474,8 +1542,7 @@ static void check_default(struct walk *w, json_t *s)
         apply_defaults(sub, s, copy, 0, 0);
         validate(sub, s, copy, 0, 0);
         if (json_array_size(scratch.unknown) > 0) {
-            struct sbuf m = {.n = 0};
-            m.b[0] = '\0';
+            SBUF(m);
             sb_add(&m, "Invalid value: must not have unknown fields:");
             for (size_t i = 0; i < json_array_size(scratch.unknown); i++) {
                 sb_add(&m, " ");
@@ -1488,8 +1555,7 @@ static void check_default(struct walk *w, json_t *s)
         for (size_t i = 0; i < json_array_size(scratch.causes); i++) {
             json_t *cz = json_array_get(scratch.causes, i);
             const char *f = json_string_value(json_object_get(cz, "field"));
-            struct sbuf m = {.n = 0};
-            m.b[0] = '\0';
+            SBUF(m);
             sb_add(&m, json_string_value(json_object_get(cz, "message")));
             size_t saved = path_key(&w->path, f && *f ? f : "default");
             add_cause(w, json_string_value(json_object_get(cz, "reason")), w->path.b, &m);
@@ -1528,8 +1594,7 @@ static void check_node(struct walk *w, json_t *s, enum ck_where where, unsigned 
             for (size_t i = 0; type && i < 6; i++)
                 known |= strcmp(type, type_names[i]) == 0;
             if (!known) {
-                struct sbuf m = {.n = 0};
-                m.b[0] = '\0';
+                SBUF(m);
                 sb_add(&m, "Unsupported value: ");
                 sb_value(&m, v);
                 sb_add(&m, ": supported values: \"array\", \"boolean\", \"integer\", \"number\", \"object\", \"string\"");
@@ -1627,8 +1692,7 @@ static void check_node(struct walk *w, json_t *s, enum ck_where where, unsigned 
             regex_t re;
             char why[200];
             if (re_compile(json_string_value(v), &re, why, sizeof why) < 0) {
-                struct sbuf m = {.n = 0};
-                m.b[0] = '\0';
+                SBUF(m);
                 sb_add(&m, "Invalid value: ");
                 sb_value(&m, v);
                 sb_printf(&m, ": must be a valid regular expression, but isn't: %s", why);
@@ -1649,8 +1713,7 @@ static void check_node(struct walk *w, json_t *s, enum ck_where where, unsigned 
         } else if (strcmp(k, "x-kubernetes-list-type") == 0) {
             const char *lt = json_string_value(v);
             if (!lt || (strcmp(lt, "atomic") != 0 && strcmp(lt, "set") != 0 && strcmp(lt, "map") != 0)) {
-                struct sbuf m = {.n = 0};
-                m.b[0] = '\0';
+                SBUF(m);
                 sb_add(&m, "Unsupported value: ");
                 sb_value(&m, v);
                 sb_add(&m, ": supported values: \"atomic\", \"set\", \"map\"");
@@ -1682,8 +1745,7 @@ static void check_node(struct walk *w, json_t *s, enum ck_where where, unsigned 
             ck_cause(w, "FieldValueForbidden", k, "Forbidden: %s is not supported", k);
         } else {
             size_t saved = path_key(&w->path, k);
-            struct sbuf m = {.n = 0};
-            m.b[0] = '\0';
+            SBUF(m);
             sb_add(&m, "Forbidden: unknown schema keyword ");
             sb_quote(&m, k, strlen(k));
             add_cause(w, "FieldValueForbidden", w->path.b, &m);

@@ -38,7 +38,14 @@ int as_schema_check(json_t *schema, const char *path, struct as_causes *c);
 
 /* Applies defaults (in place, recursively, where a property is absent),
  * prunes unknown fields (in place, recording their paths), then validates.
- * Returns 0 when valid, -EINVAL with causes otherwise. */
+ * Returns 0 when valid, -EINVAL with causes otherwise.
+ *
+ * Also (schema.c): pruning runs first, as in kube-apiserver, so fields a
+ * default brings in are never recorded as unknown; nulls of non-nullable
+ * fields without a default are dropped; on success, integral numbers in
+ * integer fields become JSON integers (2.0 is stored as 2). Causes and
+ * unknown paths are appended to c (at most 100 of each are kept); the
+ * return value reflects this call's causes only. -ENOMEM possible. */
 int as_schema_apply(json_t *schema, json_t *obj, struct as_causes *c);
 
 #endif

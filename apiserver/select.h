@@ -3,12 +3,15 @@
  *
  * Labels: comma-separated requirements, all of which must hold:
  *   k=v, k==v, k!=v, k in (a,b), k notin (a,b), k, !k
- * Keys follow Kubernetes' label-key syntax (optional DNS prefix "/"),
- * values its label-value syntax; anything else is a parse error with a
+ * and, as Kubernetes also accepts, k>N and k<N (integer label values).
+ * != and notin hold when the label is absent. Keys follow Kubernetes'
+ * label-key syntax (optional DNS prefix "/"), values its label-value syntax; anything else is a parse error with a
  * message like the real API's ("unable to parse requirement: ...").
  * Fields: k=v, k==v, k!=v over dotted paths (metadata.name,
- * metadata.namespace, involvedObject.uid, ...); which paths a resource
- * supports is the caller's decision (as_field_selector_paths). */
+ * metadata.namespace, involvedObject.uid, ...), values with the escapes
+ * \, \= \\ as in Kubernetes; which paths a resource supports is the
+ * caller's decision (as_field_selector_check). Selectors longer than 64 KiB
+ * are refused. */
 #ifndef AS_SELECT_H
 #define AS_SELECT_H
 

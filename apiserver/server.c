@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -49,7 +50,11 @@ struct as_req {
     int table;                       /* Accept asks for a Table */
     int partial;                     /* Accept asks for PartialObjectMetadata */
     char ctype[160];
+    const char *target;              /* the raw target, for the access log */
+    uint32_t target_len;
 };
+
+static void req_free(struct as_req *r);
 
 static const char *qget(const struct as_req *r, const char *k)
 {
@@ -68,8 +73,16 @@ static int qbool(const struct as_req *r, const char *k)
 /* --- responses ------------------------------------------------------------ */
 
 /* Sends v (stolen) as JSON. warnings: strings for Warning headers. */
+/* One line per answered request at debug level. */
+static void access_log(const struct as_req *r, int code)
+{
+    mg_log(MG_LOG_DEBUG, "request", "method", MG_S(r->method), "target",
+           MG_SN(r->target, r->target_len), "code", MG_I(code));
+}
+
 static void send_json(struct as_req *r, int code, json_t *v, json_t *warnings)
 {
+    access_log(r, code);
     if (!v) {
         mg_httpd_respond(r->hreq, 500, NULL, 0, "out of memory\n", 14);
         return;
@@ -149,6 +162,7 @@ static void send_not_found(struct as_req *r)
 
 static void send_text(struct as_req *r, int code, const char *text)
 {
+    access_log(r, code);
     struct mg_h1_header h[] = {MG_HTTPD_HDR("Content-Type", "text/plain; charset=utf-8"),
                                MG_HTTPD_HDR("X-Content-Type-Options", "nosniff")};
     mg_httpd_respond(r->hreq, code, h, 2, text, strlen(text));
@@ -391,12 +405,16 @@ static void do_watch(struct as_req *r)
         }
         p.timeout_s = t > 86400 * 365 ? 86400 * 365 : (int64_t)t;
     }
+    access_log(r, 200);
     int rc = as_watch_start(r->srv, r->hreq, &p);
     if (rc < 0) {
         send_status(r, 500, "InternalError", "Internal error occurred: cannot start the watch: %s",
                     strerror(-rc));
         goto fail;
     }
+    /* The watch took the request over (its data and on_end): this
+     * request's parse is done with. Nothing touches r after dispatch. */
+    req_free(r);
     return;
 fail:
     as_selector_free(p.lsel);
@@ -415,6 +433,19 @@ static json_t *parse_body(struct as_req *r, const char *body, size_t n, int yaml
     int rc;
     if (n == 0) {
         send_status(r, 400, "BadRequest", "the request body is empty: an object is required");
+        goto out;
+    }
+    if (strstr(r->ctype, "protobuf")) {
+        char perr[600];
+        rc = as_protobuf_decode(body, n, &v, perr, sizeof perr);
+        if (rc == -ENOTSUP)
+            send_status(r, 415, "UnsupportedMediaType", "%s", perr);
+        else if (rc == -ENOMEM)
+            send_status(r, 500, "InternalError", "out of memory");
+        else if (rc < 0)
+            send_status(r, 400, "BadRequest", "%s", perr);
+        if (rc < 0)
+            v = NULL;
         goto out;
     }
     if (r->ctype[0] && !strstr(r->ctype, "json") && !strstr(r->ctype, "yaml")) {
@@ -951,6 +982,8 @@ static void on_request(struct mg_httpd_req *hreq, void *data)
     }
     r->srv = srv;
     r->hreq = hreq;
+    r->target = m->target;
+    r->target_len = m->target_len;
     mg_httpd_req_set_data(hreq, r);
     mg_httpd_on_end(hreq, on_req_end);
     snprintf(r->method, sizeof r->method, "%.*s", (int)(m->method_len < 11 ? m->method_len : 11),
@@ -1262,6 +1295,11 @@ int as_server_start(struct as_server *srv, const struct as_opts *opts, const cha
             *err = "cannot create the system namespaces";
             return rc;
         }
+    /* ClusterIPs are for show (nothing routes them), but two services
+     * should not share one across restarts: start the sequence anywhere. */
+    if (getrandom(&srv->service_ip_seq, sizeof srv->service_ip_seq, 0) != sizeof srv->service_ip_seq)
+        srv->service_ip_seq = (uint64_t)time(NULL);
+    srv->service_ip_seq &= 0xffff;
     if ((rc = as_gc_new(srv)) < 0) {
         *err = "cannot start the garbage collector";
         return rc;

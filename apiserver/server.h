@@ -113,6 +113,14 @@ json_t *as_meta(json_t *obj);
 const char *as_meta_str(json_t *obj, const char *key);
 uint64_t as_obj_rv(json_t *obj);
 
+/* --- protobuf request bodies (protobuf.c) -------------------------------- */
+
+/* Decodes an application/vnd.kubernetes.protobuf body of a built-in type
+ * that kubectl's generators send into the JSON object. 0; -EINVAL for a
+ * malformed body (400); -ENOTSUP for a type or field not supported (415);
+ * -ENOMEM. err gets a message for people. */
+int as_protobuf_decode(const char *body, size_t n, json_t **out, char *err, size_t errn);
+
 /* --- validation of built-in objects (validate.c) ------------------------- */
 
 /* Kubernetes' name syntaxes; NULL when valid, else the message. */

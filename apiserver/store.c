@@ -2,7 +2,7 @@
  * in-memory ring of events for watches. See store.h for the contract.
  *
  * Durability. A write returns only after its transaction's COMMIT returned,
- * and with journal_mode=WAL that means its frames were write(2)n into
+ * and with journal_mode=WAL that means its pages were written (write(2)) to
  * modelgate.db-wal. With synchronous=NORMAL (the default here) the WAL is
  * not fsync'd on every commit: a killed process (kill -9, a crash, an OOM
  * kill) loses nothing, since the data sits in the kernel's page cache, but a
@@ -51,7 +51,7 @@
 /* Rows fetched per statement while listing: the statement is reset before
  * callbacks run, so they may call back into the store. */
 #define AS_LIST_BATCH 256
-#define AS_CONT_MAX 4096        /* longest continue token accepted */
+#define AS_CONT_MAX 16384       /* longest continue token accepted (keys are short) */
 #define AS_SCHEMA_VERSION 1
 #define AS_BUSY_TIMEOUT_MS 5000
 
@@ -60,8 +60,9 @@ struct as_hist {
     uint64_t rv;
     char *key;                  /* "gr\0ns\0name\0", one allocation */
     const char *ns, *name;      /* into key */
-    json_t *obj;                /* a private copy: never changed */
-    size_t bytes;
+    char *text;                 /* the object, compact JSON */
+    size_t bytes;               /* strlen(text) */
+    json_t *obj;                /* parsed, only until its first delivery round ends */
 };
 
 struct as_watch {
@@ -230,8 +231,24 @@ static struct as_hist *as_hist_at(struct as_store *st, unsigned i)
 static void as_hist_free(struct as_hist *h)
 {
     free(h->key);
+    free(h->text);
     json_decref(h->obj);
     memset(h, 0, sizeof *h);
+}
+
+/* Kept events hold text, not parsed objects: a parsed object costs several
+ * times its text in memory, and the history is bounded by bytes of text.
+ * The new events' objects, shared by the watchers of their first delivery
+ * round, are let go once that round is over; replays parse the text. */
+static void as_hist_drop_objs(struct as_store *st)
+{
+    for (unsigned i = st->count; i-- > 0;) {
+        struct as_hist *h = as_hist_at(st, i);
+        if (!h->obj)
+            break;
+        json_decref(h->obj);
+        h->obj = NULL;
+    }
 }
 
 /* The lowest RV some live watcher has not been given yet (UINT64_MAX when
@@ -273,7 +290,7 @@ static int as_hist_grow(struct as_store *st)
     return 0;
 }
 
-/* Appends an event (takes obj's reference). Evicts the oldest events past
+/* Appends an event (takes obj's reference and text). Evicts the oldest events past
  * the limits (count, and bytes counted as the objects' serialised length),
  * except those a watcher still waits for (inside a delivery round). When
  * the process is out of memory the history is emptied and its floor raised
@@ -281,8 +298,9 @@ static int as_hist_grow(struct as_store *st)
  * one event (there is no way to tell them). */
 static void as_hist_append(struct as_store *st, enum as_event_type type, const char *gr,
                            const char *ns, const char *name, uint64_t rv, json_t *obj,
-                           size_t bytes)
+                           char *text)
 {
+    size_t bytes = text ? strlen(text) : 0;
     size_t lg = strlen(gr) + 1, ln = strlen(ns) + 1, lname = strlen(name) + 1;
     struct as_hist *h;
     char *key = malloc(lg + ln + lname);
@@ -293,10 +311,11 @@ static void as_hist_append(struct as_store *st, enum as_event_type type, const c
             break;              /* still to be delivered: keep it */
         as_hist_evict_oldest(st);
     }
-    if (!key || (st->count == st->cap && as_hist_grow(st) != 0)) {
+    if (!key || !text || !obj || (st->count == st->cap && as_hist_grow(st) != 0)) {
         mg_log(MG_LOG_ERROR, "store: out of memory for the watch history; watches restart",
                "rv", MG_U(rv));
         free(key);
+        free(text);
         json_decref(obj);
         while (st->count)
             as_hist_evict_oldest(st);
@@ -313,6 +332,7 @@ static void as_hist_append(struct as_store *st, enum as_event_type type, const c
     h->ns = key + lg;
     h->name = key + lg + ln;
     h->obj = obj;
+    h->text = text;
     h->bytes = bytes;
     st->count++;
     st->bytes += bytes;
@@ -383,7 +403,20 @@ static void as_watch_catch_up(struct as_store *st, struct as_watch *w)
         ev.ns = h->ns;
         ev.name = h->name;
         ev.rv = h->rv;
-        ev.obj = json_incref(h->obj); /* the event outlives any eviction in the call */
+        /* a reference of our own: the event outlives any eviction in the call */
+        if (h->obj) {
+            ev.obj = json_incref(h->obj);
+        } else {
+            ev.obj = json_loads(h->text, 0, NULL);
+            if (!ev.obj) {
+                /* only out of memory: end the watch rather than skip an event */
+                mg_log(MG_LOG_ERROR, "store: cannot replay an event; ending the watch",
+                       "rv", MG_U(h->rv));
+                w->dead = 1;
+                st->need_sweep = 1;
+                break;
+            }
+        }
         if (w->cb(&ev, w->data) != 0) {
             w->dead = 1;
             st->need_sweep = 1;
@@ -416,6 +449,7 @@ static void as_deliver(struct as_store *st)
     if (st->delivering)
         return;
     as_deliver_rounds(st);
+    as_hist_drop_objs(st);
     if (st->need_sweep)
         as_watch_sweep(st);
 }
@@ -431,13 +465,6 @@ static int as_lock_dir(struct as_store *st, const char *dir, const char **err)
     if (n < 0 || (size_t)n >= sizeof path) {
         *err = "data directory path too long";
         return -ENAMETOOLONG;
-    }
-    /* A missing data directory is created (its parent must exist). */
-    if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
-        int e = errno;
-        snprintf(msg, sizeof msg, "cannot create data directory %.400s: %s", dir, strerror(e));
-        *err = msg;
-        return -e;
     }
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd == -1) {
@@ -556,6 +583,14 @@ static int as_store_open_flags(const char *dir, unsigned history, int flags,
         goto fail;
     }
     snprintf(st->path, n, "%s/modelgate.db", dir);
+    /* A missing data directory is created (its parent must exist). */
+    if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+        int e = errno;
+        snprintf(msg, sizeof msg, "cannot create data directory %.400s: %s", dir, strerror(e));
+        *err = msg;
+        ret = -e;
+        goto fail;
+    }
     if (!(flags & AS_OPEN_NOLOCK) && (ret = as_lock_dir(st, dir, err)) != 0)
         goto fail;
 
@@ -872,10 +907,9 @@ static int as_put(struct as_store *st, int create, const char *gr, const char *n
                             len)) != 0 ||
         (ret = as_set_meta_rv(st, rv)) != 0 || (ret = as_commit(st)) != 0)
         goto rollback;
-    free(text);
     json_decref(saved);
     st->rv = rv;
-    as_hist_append(st, create ? AS_ADDED : AS_MODIFIED, gr, ns, name, rv, copy, len);
+    as_hist_append(st, create ? AS_ADDED : AS_MODIFIED, gr, ns, name, rv, copy, text);
     as_deliver(st);
     return 0;
 rollback:
@@ -905,8 +939,6 @@ int as_store_delete(struct as_store *st, const char *gr, const char *ns, const c
 {
     json_t *obj = NULL, *copy = NULL;
     uint64_t rv = 0, cur = 0;
-    size_t len;
-    char *text;
     int ret;
     if (old)
         *old = NULL;
@@ -938,10 +970,7 @@ int as_store_delete(struct as_store *st, const char *gr, const char *ns, const c
         (ret = as_set_meta_rv(st, rv)) != 0 || (ret = as_commit(st)) != 0)
         goto rollback;
     st->rv = rv;
-    text = json_dumps(copy, JSON_COMPACT);
-    len = text ? strlen(text) : 0;
-    free(text);
-    as_hist_append(st, AS_DELETED, gr, ns, name, rv, copy, len);
+    as_hist_append(st, AS_DELETED, gr, ns, name, rv, copy, json_dumps(copy, JSON_COMPACT));
     if (old)
         *old = obj;
     else
@@ -1067,9 +1096,13 @@ bad:
     return -EINVAL;
 }
 
+/* A fetched row; its JSON is parsed only when it is given out, so the row
+ * read past a full page (to know whether a token is needed) costs no
+ * parse, and a damaged row there does not fail the page before it. */
 struct as_list_row {
-    char *ns, *name;
-    json_t *obj;
+    char *ns, *name, *text;
+    size_t len;
+    uint64_t rv;
 };
 
 int as_store_list(struct as_store *st, const char *gr, const char *ns, const char *cont,
@@ -1090,6 +1123,12 @@ int as_store_list(struct as_store *st, const char *gr, const char *ns, const cha
         ret = as_cont_parse(cont, gr, ns, &tokj, &tns, &tname, &list_rv);
         if (ret)
             return ret;
+        if (list_rv > st->rv) {
+            /* not from this store's history (forged, or the data directory
+             * was restored from an older copy) */
+            json_decref(tokj);
+            return -EINVAL;
+        }
         after_ns = strdup(tns);
         after_name = strdup(tname);
         json_decref(tokj);
@@ -1108,7 +1147,12 @@ int as_store_list(struct as_store *st, const char *gr, const char *ns, const cha
 
     while (!done) {
         sqlite3_stmt *s;
-        int rc;
+        unsigned want = AS_LIST_BATCH;
+        int rc = SQLITE_DONE;
+        /* A page needs at most its remaining room plus one row (to know
+         * whether more follows; skipped rows make another batch). */
+        if (limit && limit - accepted < AS_LIST_BATCH)
+            want = limit - accepted + 1;
         /* Fetch a batch, then let go of the statement before any callback. */
         s = as_stmt(st, ns ? S_LIST_NS : S_LIST_ALL);
         sqlite3_bind_text(s, 1, gr, -1, SQLITE_STATIC);
@@ -1119,41 +1163,52 @@ int as_store_list(struct as_store *st, const char *gr, const char *ns, const cha
             sqlite3_bind_text(s, 2, after_ns, -1, SQLITE_STATIC);
             sqlite3_bind_text(s, 3, after_name, -1, SQLITE_STATIC);
         }
-        sqlite3_bind_int(s, 4, AS_LIST_BATCH);
+        sqlite3_bind_int(s, 4, (int)want);
         nrows = 0;
-        while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        while (nrows < want && (rc = sqlite3_step(s)) == SQLITE_ROW) {
             struct as_list_row *r = &rows[nrows];
             const char *rns = (const char *)sqlite3_column_text(s, 0);
             const char *rname = (const char *)sqlite3_column_text(s, 1);
+            const void *text = sqlite3_column_text(s, 3);
+            int len = sqlite3_column_bytes(s, 3);
             r->ns = strdup(rns ? rns : "");
             r->name = strdup(rname ? rname : "");
-            r->obj = NULL;
+            r->len = len > 0 ? (size_t)len : 0;
+            r->text = malloc(r->len + 1);
+            r->rv = (uint64_t)sqlite3_column_int64(s, 2);
             nrows++;
-            if (!r->ns || !r->name) {
+            if (!r->ns || !r->name || !r->text) {
                 ret = -ENOMEM;
                 break;
             }
-            ret = as_row_parse(st, gr, r->ns, r->name, sqlite3_column_text(s, 3),
-                               sqlite3_column_bytes(s, 3), (uint64_t)sqlite3_column_int64(s, 2),
-                               &r->obj);
-            if (ret)
-                break;
+            if (r->len)
+                memcpy(r->text, text, r->len);
+            r->text[r->len] = '\0';
         }
+        if (nrows == want)
+            rc = SQLITE_DONE;   /* LIMIT reached: the statement has no more rows to give */
         sqlite3_reset(s);
         if (!ret && rc != SQLITE_DONE)
             ret = as_db_fail(st, "list", rc);
         if (ret)
             goto free_rows;
-        if (nrows < AS_LIST_BATCH)
+        if (nrows < want)
             done = 1;
         for (i = 0; i < nrows; i++) {
+            json_t *obj = NULL;
             int r;
             if (limit && accepted == limit) {
                 more = 1;       /* a row past the last one given out */
                 done = 1;
                 break;
             }
-            r = cb(rows[i].obj, data);
+            ret = as_row_parse(st, gr, rows[i].ns, rows[i].name,
+                               (const unsigned char *)rows[i].text, (int)rows[i].len, rows[i].rv,
+                               &obj);
+            if (ret)
+                break;
+            r = cb(obj, data);
+            json_decref(obj);
             free(after_ns);
             free(after_name);
             after_ns = rows[i].ns;
@@ -1172,7 +1227,7 @@ free_rows:
         for (unsigned k = 0; k < nrows; k++) {
             free(rows[k].ns);
             free(rows[k].name);
-            json_decref(rows[k].obj);
+            free(rows[k].text);
         }
         if (ret)
             goto out;
@@ -1263,6 +1318,7 @@ int as_store_watch(struct as_store *st, const char *gr, const char *ns, uint64_t
         return 0;
     }
     as_deliver_rounds(st);
+    as_hist_drop_objs(st);
     if (!w->dead)
         *out = w;       /* else stopped by its callback during the replay: NULL */
     if (st->need_sweep)

@@ -42,7 +42,7 @@ struct as_event {
 
 /* Called for each event of a watch; return nonzero to stop the watch (it is
  * then freed by the store after the call: do not call as_store_unwatch).
- * ev->obj is shared with the history and other watchers: never modify it.
+ * ev->obj may be shared with other watchers: never modify it.
  * A callback may call as_store_unwatch (on its own watch or another), start
  * watches and write; events caused by such a write are delivered, in RV
  * order, by the delivery already running, before the outer write returns.
@@ -53,7 +53,10 @@ typedef int (*as_watch_cb)(const struct as_event *ev, void *data);
  * (0: 10000; the ring also keeps at most 64 MiB of serialised objects).
  * 0 or -errno; *err gets a message for people. -EBUSY when another process
  * has DIR open (an flock on DIR/modelgate.lock): the watch history is in
- * this process, so one data directory has one server. */
+ * this process, so one data directory has one server. DIR is created when
+ * missing (not its parents); the files are private (0600).
+ * as_store_close ends the watches still open (their handles become
+ * invalid) and folds the WAL into the main file. */
 int as_store_open(const char *dir, unsigned history, struct as_store **out, const char **err);
 void as_store_close(struct as_store *st);
 
@@ -70,8 +73,10 @@ uint64_t as_store_rv(const struct as_store *st);
 /* *out: a new reference. -ENOENT; -EIO: the stored row is damaged. */
 int as_store_get(struct as_store *st, const char *gr, const char *ns, const char *name,
                  json_t **out);
-/* Stores a new object (obj is modified: metadata.resourceVersion set).
- * -EEXIST when the key exists. */
+/* Stores a new object (obj is modified: metadata.resourceVersion set; the
+ * store keeps its own copy, so obj stays the caller's). -EEXIST when the
+ * key exists; -EINVAL when obj is not an object, its metadata not one, or
+ * gr or name is empty. A refused write leaves obj as it was. */
 int as_store_create(struct as_store *st, const char *gr, const char *ns, const char *name,
                     json_t *obj);
 /* Replaces an object. expect_rv != 0: -ESTALE unless the stored RV is

@@ -475,6 +475,12 @@ static void default_podspec(json_t *ps)
         set_default(c, "terminationMessagePath", json_string("/dev/termination-log"));
         set_default(c, "terminationMessagePolicy", json_string("File"));
         set_default(c, "resources", json_object());
+        size_t j;
+        json_t *port;
+        json_array_foreach(json_object_get(c, "ports"), j, port) {
+            if (json_is_object(port))
+                set_default(port, "protocol", json_string("TCP"));
+        }
     }
 }
 

@@ -27,9 +27,14 @@ struct as_watcher {
     int table, include_object, bookmarks;
     int columns_sent;             /* Table events: definitions go in the first */
     int replaying;                /* inside as_store_watch (see store_cb) */
+    int initial;                  /* sending the current state as ADDED */
     int dead;                     /* cut: ignore further events */
     int congested;
     size_t backlog;
+    /* With a selector: the keys ("ns/name") of objects the client was last
+     * told match, so an object that stops matching is sent as DELETED and
+     * one that starts matching as ADDED, as kube-apiserver does. */
+    json_t *matching;
     struct mg_timer timeout_t, bookmark_t;
     struct as_watcher *next, *prev;
 };
@@ -89,7 +94,11 @@ static int write_line(struct as_watcher *w, json_t *ev)
     }
     if (rc == 1)
         w->congested = 1;
-    if (w->congested) {
+    /* The initial state and the replay of the history go out in one loop
+     * pass, so the client cannot have read any of it yet: they are bounded
+     * by the collection and the history (like a list reply), not by the
+     * backlog cap, which is for live events. */
+    if (w->congested && !w->initial && !w->replaying) {
         w->backlog += n + 1;
         if (w->backlog > AS_WATCH_BACKLOG_MAX) {
             cut(w, "the client does not read fast enough");
@@ -138,14 +147,57 @@ static int selected(struct as_watcher *w, const char *name, json_t *obj)
     return 1;
 }
 
+static void key_of(const char *ns, const char *name, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", ns ? ns : "", name ? name : "");
+}
+
+/* The event type the client gets, or NULL to skip it. */
+static const char *event_type(struct as_watcher *w, const struct as_event *ev)
+{
+    int m = selected(w, ev->name, ev->obj);
+    if (!w->matching) {
+        if (!m)
+            return NULL;
+        return ev->type == AS_ADDED ? "ADDED" : ev->type == AS_MODIFIED ? "MODIFIED" : "DELETED";
+    }
+    char key[600];
+    key_of(ev->ns, ev->name, key, sizeof key);
+    int was = json_object_get(w->matching, key) != NULL;
+    switch (ev->type) {
+    case AS_ADDED:
+        if (!m)
+            return NULL;
+        json_object_set_new(w->matching, key, json_true());
+        return "ADDED";
+    case AS_MODIFIED:
+        if (m && was)
+            return "MODIFIED";
+        if (m) {
+            json_object_set_new(w->matching, key, json_true());
+            return "ADDED";
+        }
+        if (was) {
+            json_object_del(w->matching, key);
+            return "DELETED";
+        }
+        return NULL;
+    default:
+        if (!m && !was)
+            return NULL;
+        json_object_del(w->matching, key);
+        return "DELETED";
+    }
+}
+
 static int store_cb(const struct as_event *ev, void *data)
 {
     struct as_watcher *w = data;
     if (w->dead)
         return w->replaying ? 0 : (w->sw = NULL, 1);
-    if (!selected(w, ev->name, ev->obj))
+    const char *type = event_type(w, ev);
+    if (!type)
         return 0;
-    const char *type = ev->type == AS_ADDED ? "ADDED" : ev->type == AS_MODIFIED ? "MODIFIED" : "DELETED";
     if (emit(w, type, ev->obj) < 0) {
         /* During the replay inside as_store_watch the watch is not ours
          * to stop yet: it is stopped once that call returns. */
@@ -157,6 +209,15 @@ static int store_cb(const struct as_event *ev, void *data)
     return 0;
 }
 
+static void remember(struct as_watcher *w, json_t *obj)
+{
+    if (!w->matching)
+        return;
+    char key[600];
+    key_of(as_meta_str(obj, "namespace"), as_meta_str(obj, "name"), key, sizeof key);
+    json_object_set_new(w->matching, key, json_true());
+}
+
 static int initial_cb(json_t *obj, void *data)
 {
     struct as_watcher *w = data;
@@ -164,7 +225,18 @@ static int initial_cb(json_t *obj, void *data)
         return -1;
     if (!selected(w, as_meta_str(obj, "name"), obj))
         return 1;
+    remember(w, obj);
     return emit(w, "ADDED", obj) < 0 ? -1 : 0;
+}
+
+/* A watch resumed from a resourceVersion: what matches now is what the
+ * client is taken to know (the closest the store's events allow). */
+static int seed_cb(json_t *obj, void *data)
+{
+    struct as_watcher *w = data;
+    if (selected(w, as_meta_str(obj, "name"), obj))
+        remember(w, obj);
+    return 1;
 }
 
 static void on_writable(struct mg_httpd_req *req)
@@ -189,6 +261,8 @@ static void watcher_free(struct as_watcher *w)
         w->next->prev = w->prev;
     as_selector_free(w->lsel);
     as_selector_free(w->fsel);
+    if (w->matching)
+        json_decref(w->matching);
     free(w->group);
     free(w->version);
     free(w->resource);
@@ -318,14 +392,33 @@ int as_watch_start(struct as_server *srv, struct mg_httpd_req *req, struct as_wa
         srv->watchers->prev = w;
     srv->watchers = w;
 
+    if (w->lsel || w->fsel) {
+        w->matching = json_object();
+        if (!w->matching) {
+            cut(w, "out of memory");
+            return 0;
+        }
+    }
     uint64_t since = 0;
     if (p->have_rv) {
         since = p->rv;
+        if (w->matching) {
+            uint64_t lrv = 0;
+            char *next = NULL;
+            rc = as_store_list(srv->store, w->gr, w->ns, NULL, 0, seed_cb, w, &lrv, &next);
+            free(next);
+            if (rc < 0) {
+                cut(w, "cannot list the current state");
+                return 0;
+            }
+        }
     } else {
         /* No resourceVersion: the current state as ADDED events first. */
         uint64_t lrv = 0;
         char *next = NULL;
+        w->initial = 1;
         rc = as_store_list(srv->store, w->gr, w->ns, NULL, 0, initial_cb, w, &lrv, &next);
+        w->initial = 0;
         free(next);
         if (w->dead)
             return 0;
@@ -341,6 +434,26 @@ int as_watch_start(struct as_server *srv, struct mg_httpd_req *req, struct as_wa
         w->sw = NULL;
         if (write_expired(w, since) == 0)
             finish(w);
+        return 0;
+    }
+    if (rc == -ERANGE) {
+        /* A resourceVersion from the future (another server's, or a
+         * restored backup's): kube-apiserver gives up with a 504 the
+         * reflector knows to relist on. */
+        w->sw = NULL;
+        char msg[160];
+        snprintf(msg, sizeof msg, "Too large resource version: %llu, current: %llu",
+                 (unsigned long long)since, (unsigned long long)as_store_rv(srv->store));
+        json_t *ev = json_pack("{s:s, s:{s:s, s:s, s:{}, s:s, s:s, s:s, s:{s:[{s:s, s:s}], s:i}, s:i}}",
+                               "type", "ERROR", "object", "kind", "Status", "apiVersion", "v1",
+                               "metadata", "status", "Failure", "message", msg, "reason", "Timeout",
+                               "details", "causes", "reason", "ResourceVersionTooLarge", "message",
+                               "Too large resource version", "retryAfterSeconds", 1, "code", 504);
+        if (ev && write_line(w, ev) == 0)
+            finish(w);
+        else if (!ev)
+            cut(w, "out of memory");
+        json_decref(ev);
         return 0;
     }
     if (rc < 0) {

@@ -72,6 +72,22 @@ out=$(k get ns 2>&1)
 contains "kubectl get ns lists default" "$out" "default"
 check_eq "kubectl get ns prints NAME and STATUS columns" "$(head -n1 <<<"$out" | awk '{print $1, $2}')" "NAME STATUS"
 
+# kubectl's generators send protobuf bodies.
+check_eq "kubectl create namespace" "$(k create namespace gen 2>&1)" "namespace/gen created"
+check_eq "the generated namespace is Active" "$(k get ns gen --no-headers 2>&1 | awk '{print $1, $2}')" "gen Active"
+check_eq "kubectl create configmap" "$(k -n gen create configmap gcm --from-literal=a=b 2>&1)" "configmap/gcm created"
+check_eq "its data reads back" "$(k -n gen get cm gcm -o jsonpath='{.data.a}')" "b"
+check_eq "kubectl create secret generic" "$(k -n gen create secret generic gs --from-literal=u=p 2>&1)" "secret/gs created"
+check_eq "its data is base64 and its type Opaque" "$(k -n gen get secret gs -o jsonpath='{.data.u} {.type}')" "cA== Opaque"
+check_eq "kubectl create deployment" "$(k -n gen create deployment gd --image=nginx:1.25 --replicas=2 --port=80 2>&1)" \
+    "deployment.apps/gd created"
+check_eq "its spec reads back" \
+    "$(k -n gen get deploy gd -o jsonpath='{.spec.replicas} {.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].ports[0].containerPort}')" \
+    "2 nginx:1.25 80"
+check_eq "kubectl create service clusterip" "$(k -n gen create service clusterip gsvc --tcp=80:8080 2>&1)" "service/gsvc created"
+check_eq "its ports read back" "$(k -n gen get svc gsvc -o jsonpath='{.spec.ports[0].port} {.spec.ports[0].targetPort} {.spec.type}')" \
+    "80 8080 ClusterIP"
+
 # --- the CRD, then a custom resource (two steps) ----------------------------
 
 out=$(k apply -f "$M/crd.yaml" 2>&1)
@@ -273,4 +289,5 @@ contains "--validate=warn warns about the unknown field" "$out" 'unknown field "
 contains "--validate=warn creates the object" "$out" "widget.test.modelgate.dev/bad2 created"
 check_eq "the unknown field was pruned" "$(k get widget bad2 -o jsonpath='{.spec}')" '{"color":"blue","replicas":1,"size":"small"}'
 
+as_stop srv
 finish

@@ -375,6 +375,12 @@ static const struct pcase strategic_cases[] = {
      "{\"spec\":{\"template\":{\"spec\":{\"$setElementOrder/containers\":[{\"name\":\"a\"}],"
      "\"containers\":[{\"name\":\"a\",\"image\":\"x\",\"args\":null}]}}}}",
      "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"x\"}]}}}}"},
+    {"smp: a new list is taken as sent", S, "Pod", "{\"spec\":{}}",
+     "{\"spec\":{\"containers\":[{\"image\":\"x\"},{\"name\":\"a\"},{\"$patch\":\"delete\",\"name\":\"b\"}]}}",
+     "{\"spec\":{\"containers\":[{\"image\":\"x\"},{\"name\":\"a\"}]}}"},
+    {"smp: deletions from a primitive list come after the merge", S, "Pod", "{\"metadata\":{\"finalizers\":[\"a\"]}}",
+     "{\"metadata\":{\"finalizers\":[\"b\"],\"$deleteFromPrimitiveList/finalizers\":[\"b\"]}}",
+     "{\"metadata\":{\"finalizers\":[\"a\"]}}"},
     {"smp: custom kinds are refused", S, "ModelDeployment", "{}", "{\"spec\":{}}", NULL, -ENOTSUP,
      "not supported for custom resources"},
     {"smp: no kind is refused", S, NULL, "{}", "{\"spec\":{}}", NULL, -ENOTSUP, "not supported"},
@@ -408,6 +414,89 @@ static const struct pcase strategic_cases[] = {
      "\"containers\":[{\"name\":\"b\",\"image\":\"2\"}]}}}}",
      "{\"spec\":{\"template\":{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"1\"},{\"name\":\"b\",\"image\":\"2\"},"
      "{\"name\":\"c\",\"image\":\"3\"}]}}}}"},
+};
+
+/* Cases from apimachinery's strategicpatch tests (customStrategicMergePatch
+ * and the three-way results), with Pod containers standing for their
+ * mergingList (merge key name) and finalizers for mergingIntList. */
+#define ML(items) "{\"spec\":{\"containers\":" items "}}"
+#define ML_P(order, items) "{\"spec\":{\"$setElementOrder/containers\":" order ",\"containers\":" items "}}"
+#define IL(items) "{\"metadata\":{\"finalizers\":" items "}}"
+static const struct pcase k8s_cases[] = {
+    {"k8s: unique scalars when merging lists", S, "Pod", IL("[1,2]"), IL("[2,3]"), IL("[1,2,3]")},
+    {"k8s: delete all items from merging list", S, "Pod", ML("[{\"name\":1},{\"name\":2}]"),
+     ML("[{\"$patch\":\"replace\"}]"), ML("[]")},
+    {"k8s: merge empty merging lists", S, "Pod", ML("[]"), ML("[]"), ML("[]")},
+    {"k8s: delete all duplicate entries in a merging list", S, "Pod",
+     ML("[{\"name\":1},{\"name\":1},{\"name\":2,\"value\":\"a\"},{\"name\":3},{\"name\":3}]"),
+     ML("[{\"name\":1,\"$patch\":\"delete\"},{\"name\":3,\"$patch\":\"delete\"}]"), ML("[{\"name\":2,\"value\":\"a\"}]")},
+    {"k8s: preserve the order from the patch in a merging list", S, "Pod",
+     ML("[{\"name\":1},{\"name\":2,\"value\":\"b\"},{\"name\":3}]"),
+     ML("[{\"name\":3,\"value\":\"c\"},{\"name\":1,\"value\":\"a\"},{\"name\":2,\"other\":\"x\"}]"),
+     ML("[{\"name\":3,\"value\":\"c\"},{\"name\":1,\"value\":\"a\"},{\"name\":2,\"value\":\"b\",\"other\":\"x\"}]")},
+    {"k8s: preserve the order from the patch in a merging list 2", S, "Pod",
+     ML("[{\"name\":1},{\"name\":2,\"value\":\"b\"},{\"name\":3}]"),
+     ML("[{\"name\":3,\"value\":\"c\"},{\"name\":1,\"value\":\"a\"}]"),
+     ML("[{\"name\":2,\"value\":\"b\"},{\"name\":3,\"value\":\"c\"},{\"name\":1,\"value\":\"a\"}]")},
+    {"k8s: preserve the order from the patch in a merging int list", S, "Pod", IL("[1,2,3]"), IL("[3,1,2]"),
+     IL("[3,1,2]")},
+    {"k8s: preserve the order from the patch in a merging int list 2", S, "Pod", IL("[1,2,3]"), IL("[3,1]"),
+     IL("[2,3,1]")},
+    {"k8s: $setElementOrder names an item the list lacks", S, "Pod", ML("[{\"name\":1},{\"name\":3}]"),
+     ML_P("[{\"name\":3},{\"name\":2},{\"name\":1}]", "[{\"name\":3,\"value\":3},{\"name\":1,\"value\":1}]"),
+     ML("[{\"name\":3,\"value\":3},{\"name\":1,\"value\":1}]")},
+    {"k8s: $setElementOrder names an int the list lacks", S, "Pod", IL("[1,3]"),
+     "{\"metadata\":{\"$setElementOrder/finalizers\":[3,2,1]}}", IL("[3,1]")},
+    {"k8s: $setElementOrder and the patch list disagree", S, "Pod", ML("[{\"name\":1},{\"name\":3},{\"name\":2}]"),
+     ML_P("[{\"name\":1},{\"name\":2},{\"name\":3}]", "[{\"name\":3,\"value\":3},{\"name\":1,\"value\":1}]"), NULL, 0,
+     "doesn't match"},
+    {"k8s: $setElementOrder and the int patch list disagree", S, "Pod", IL("[1,3,2]"),
+     "{\"metadata\":{\"$setElementOrder/finalizers\":[1,2,3],\"finalizers\":[3,1]}}", NULL, 0, "doesn't match"},
+    {"k8s: missing merge key", S, "Pod", ML("[{\"name\":1,\"value\":\"a\"}]"), ML("[{\"value\":\"b\"}]"), NULL, 0,
+     "no merge key"},
+    {"k8s: $deleteFromPrimitiveList of a missing item", S, "Pod", IL("[1,2]"),
+     "{\"metadata\":{\"$deleteFromPrimitiveList/finalizers\":[3]}}", IL("[1,2]")},
+    {"k8s: $deleteFromPrimitiveList of a missing list", S, "Pod", "{\"metadata\":{\"foo\":[\"bar\"]}}",
+     "{\"metadata\":{\"$deleteFromPrimitiveList/finalizers\":[3]}}", "{\"metadata\":{\"foo\":[\"bar\"]}}"},
+    {"k8s: $deleteFromPrimitiveList on a list without merge strategy", S, "Pod", "{\"spec\":{\"l\":[1,2,3]}}",
+     "{\"spec\":{\"$deleteFromPrimitiveList/l\":[2]}}", "{\"spec\":{\"l\":[1,3]}}"},
+    {"k8s: nested patch merge with empty list", S, "Pod", "{\"name\":\"hi\",\"spec\":{\"containers\":[{\"name\":\"hello2\"}]}}",
+     ML_P("[{\"name\":\"hello\"},{\"name\":\"doesntexist\"}]",
+          "[{\"name\":\"hello\"},{\"$patch\":\"delete\",\"name\":\"doesntexist\"}]"),
+     "{\"name\":\"hi\",\"spec\":{\"containers\":[{\"name\":\"hello\"},{\"name\":\"hello2\"}]}}"},
+    {"k8s: delete items in lists of scalars", S, "Pod", IL("[1,2,3,4]"),
+     "{\"metadata\":{\"$setElementOrder/finalizers\":[1,2],\"$deleteFromPrimitiveList/finalizers\":[3]}}",
+     IL("[1,2,4]")},
+    {"k8s: delete all duplicate items in lists of scalars", S, "Pod", IL("[1,2,3,3,4]"),
+     "{\"metadata\":{\"$setElementOrder/finalizers\":[1,2],\"$deleteFromPrimitiveList/finalizers\":[3]}}",
+     IL("[1,2,4]")},
+    {"k8s: merge lists of maps", S, "Pod", ML("[{\"name\":1,\"other\":\"a\"},{\"name\":2,\"value\":2,\"other\":\"b\"}]"),
+     ML_P("[{\"name\":4},{\"name\":1},{\"name\":2},{\"name\":3}]", "[{\"name\":4,\"value\":4},{\"name\":3,\"value\":3}]"),
+     ML("[{\"name\":4,\"value\":4},{\"name\":1,\"other\":\"a\"},{\"name\":2,\"value\":2,\"other\":\"b\"},"
+        "{\"name\":3,\"value\":3}]")},
+    {"k8s: add field to map in merging list with conflict", S, "Pod",
+     ML("[{\"name\":1,\"other\":\"a\"},{\"name\":3,\"value\":2,\"other\":\"b\"}]"),
+     ML_P("[{\"name\":1},{\"name\":2}]", "[{\"name\":1,\"value\":1},{\"name\":2,\"value\":2}]"),
+     ML("[{\"name\":1,\"other\":\"a\",\"value\":1},{\"name\":2,\"value\":2},{\"name\":3,\"value\":2,\"other\":\"b\"}]")},
+    {"k8s: delete missing map from merging list with conflict", S, "Pod", ML("[{\"name\":3,\"other\":\"a\"}]"),
+     ML_P("[{\"name\":2}]", "[{\"name\":2},{\"name\":1,\"$patch\":\"delete\"}]"),
+     ML("[{\"name\":2},{\"name\":3,\"other\":\"a\"}]")},
+    {"k8s: add map and delete map from merging list", S, "Pod",
+     ML("[{\"name\":1},{\"name\":2,\"other\":\"b\"},{\"name\":4,\"other\":\"c\"}]"),
+     ML_P("[{\"name\":2},{\"name\":3}]", "[{\"name\":3},{\"name\":1,\"$patch\":\"delete\"}]"),
+     ML("[{\"name\":2,\"other\":\"b\"},{\"name\":4,\"other\":\"c\"},{\"name\":3}]")},
+    {"k8s: add map and delete map from merging list with conflict", S, "Pod",
+     ML("[{\"name\":1,\"other\":\"a\"},{\"name\":4,\"other\":\"c\"}]"),
+     ML_P("[{\"name\":2},{\"name\":3}]", "[{\"name\":2},{\"name\":3},{\"name\":1,\"$patch\":\"delete\"}]"),
+     ML("[{\"name\":4,\"other\":\"c\"},{\"name\":2},{\"name\":3}]")},
+    {"k8s: delete map from merging list", S, "Pod", ML("[{\"name\":1},{\"name\":2,\"other\":\"b\"}]"),
+     ML_P("[{\"name\":2}]", "[{\"name\":1,\"$patch\":\"delete\"}]"), ML("[{\"name\":2,\"other\":\"b\"}]")},
+    {"k8s: replace non merging list nested in merging list", S, "Pod",
+     "{\"spec\":{\"containers\":[{\"name\":1,\"other\":\"a\",\"args\":[{\"name\":1},{\"name\":2,\"value\":2}]},"
+     "{\"name\":2,\"other\":\"b\"}]}}",
+     ML_P("[{\"name\":1},{\"name\":2}]", "[{\"name\":1,\"args\":[{\"name\":1,\"value\":1}]}]"),
+     "{\"spec\":{\"containers\":[{\"name\":1,\"other\":\"a\",\"args\":[{\"name\":1,\"value\":1}]},"
+     "{\"name\":2,\"other\":\"b\"}]}}"},
 };
 
 static const struct pcase apply_cases[] = {
@@ -494,6 +583,55 @@ static void t_depth_cap(void)
     }
 }
 
+/* Long keyed lists merge in linear time, in Kubernetes' order. */
+static void t_long_lists(void)
+{
+    json_t *obj = J("{\"spec\":{\"containers\":[]}}"), *patch = J("{\"spec\":{\"containers\":[]}}");
+    json_t *oc = json_object_get(json_object_get(obj, "spec"), "containers");
+    json_t *pc = json_object_get(json_object_get(patch, "spec"), "containers");
+    char name[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(name, sizeof name, "o%d", i);
+        json_array_append_new(oc, json_pack("{s:s}", "name", name));
+        snprintf(name, sizeof name, "p%d", i);
+        json_array_append_new(pc, json_pack("{s:s}", "name", name));
+    }
+    const char *err = NULL;
+    CHECK_EQ_INT(as_patch_apply(AS_PATCH_STRATEGIC, "Pod", &obj, patch, &err), 0);
+    json_t *l = json_object_get(json_object_get(obj, "spec"), "containers");
+    CHECK_EQ_INT(json_array_size(l), 40000);
+    /* new items first (the patch's order), then the server's */
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(l, 0), "name")), "p0");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(l, 20000), "name")), "o0");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(l, 39999), "name")), "o19999");
+    /* update every 7th old item, delete every 11th */
+    json_array_clear(pc);
+    for (int i = 0; i < 20000; i += 7) {
+        snprintf(name, sizeof name, "o%d", i);
+        json_array_append_new(pc, json_pack("{s:s,s:s}", "name", name, "image", "x"));
+    }
+    for (int i = 1; i < 20000; i += 11) {
+        snprintf(name, sizeof name, "o%d", i);
+        json_array_append_new(pc, json_pack("{s:s,s:s}", "name", name, "$patch", "delete"));
+    }
+    CHECK_EQ_INT(as_patch_apply(AS_PATCH_STRATEGIC, "Pod", &obj, patch, &err), 0);
+    l = json_object_get(json_object_get(obj, "spec"), "containers");
+    /* deleted first, then merged: an item both deleted and updated comes back */
+    size_t deleted = 0;
+    for (int i = 1; i < 20000; i += 11)
+        deleted += i % 7 != 0;
+    CHECK_EQ_INT(json_array_size(l), 40000 - deleted);
+    size_t images = 0;
+    for (size_t i = 0; i < json_array_size(l); i++)
+        images += json_object_get(json_array_get(l, i), "image") != NULL;
+    size_t updated = 0;
+    for (int i = 0; i < 20000; i += 7)
+        updated++;
+    CHECK_EQ_INT(images, updated);
+    json_decref(obj);
+    json_decref(patch);
+}
+
 /* The caller's object is replaced only on success: another reference to
  * the old one still sees the old state. */
 static void t_replaced_on_success(void)
@@ -517,9 +655,11 @@ int main(void)
     RUN(t_json_patch_op_cap);
     RUN(t_json_patch_copy_budget);
     run_cases(strategic_cases, sizeof strategic_cases / sizeof strategic_cases[0]);
+    run_cases(k8s_cases, sizeof k8s_cases / sizeof k8s_cases[0]);
     run_cases(apply_cases, sizeof apply_cases / sizeof apply_cases[0]);
     RUN(t_type_parse);
     RUN(t_depth_cap);
     RUN(t_replaced_on_success);
+    RUN(t_long_lists);
     return test_done();
 }

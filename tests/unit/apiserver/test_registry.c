@@ -417,6 +417,26 @@ static void t_crd_clash(void)
     CHECK(has_cause(causes, "spec.names.shortNames[0]", "\"md\": already in use"));
     json_decref(other);
 
+    /* Served at two versions, a type is still reported once per name. */
+    json_t *versions = json_object_get(json_object_get(crd, "spec"), "versions");
+    json_t *v2 = json_deep_copy(json_array_get(versions, 0));
+    json_object_set_new(v2, "name", json_string("v1beta1"));
+    json_object_set_new(v2, "storage", json_false());
+    json_array_append_new(versions, v2);
+    CHECK_EQ_INT(as_registry_add_crd(reg, crd), 0);
+    other = parse(crd_text);
+    json_object_set_new(json_object_get(other, "metadata"), "name", json_string("models.modelgate.dev"));
+    json_object_set_new(json_object_get(json_object_get(other, "spec"), "names"), "plural",
+                        json_string("models"));
+    causes = check_text(reg, other, &rc);
+    json_t *ca = parse(causes);
+    size_t nkind = 0, ci;
+    json_t *ce;
+    json_array_foreach(ca, ci, ce) nkind += !strcmp(jstr(ce, "field"), "spec.names.kind");
+    CHECK_EQ_INT(nkind, 1);
+    json_decref(ca);
+    json_decref(other);
+
     /* A built-in type's names in its group. */
     other = parse(crd_text);
     spec = json_object_get(other, "spec");

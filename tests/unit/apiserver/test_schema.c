@@ -199,6 +199,19 @@ static const struct scase apply_cases[] = {
     {"metadata is not validated or pruned", BASE_SCHEMA,
      "{\"metadata\":{\"name\":5,\"labels\":{\"a\":{}}},\"spec\":{\"model\":\"m\"}}",
      "{\"metadata\":{\"name\":5,\"labels\":{\"a\":{}}},\"spec\":{\"model\":\"m\"," DEFAULTED "}}"},
+    {"a preserving root leaves metadata alone", "{\"type\":\"object\",\"x-kubernetes-preserve-unknown-fields\":true,"
+     "\"properties\":{\"metadata\":{\"type\":\"object\"},\"kind\":{\"type\":\"string\"},"
+     "\"spec\":{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"}}}}}",
+     "{\"kind\":\"K\",\"metadata\":{\"name\":\"x\",\"labels\":{\"a\":\"b\"}},\"spec\":{\"a\":\"s\",\"b\":1},\"other\":2}",
+     "{\"kind\":\"K\",\"metadata\":{\"name\":\"x\",\"labels\":{\"a\":\"b\"}},\"spec\":{\"a\":\"s\"},\"other\":2}",
+     "[\".spec.b\"]"},
+    {"a root declaring metadata keeps it whole", "{\"type\":\"object\",\"properties\":{\"apiVersion\":{\"type\":\"string\"},"
+     "\"kind\":{\"type\":\"string\"},\"metadata\":{\"type\":\"object\"}}}",
+     "{\"apiVersion\":\"v1\",\"kind\":\"K\",\"metadata\":{\"name\":\"x\",\"namespace\":\"d\"}}",
+     "{\"apiVersion\":\"v1\",\"kind\":\"K\",\"metadata\":{\"name\":\"x\",\"namespace\":\"d\"}}"},
+    {"apiVersion of the wrong type", "{\"type\":\"object\",\"properties\":{\"apiVersion\":{\"type\":\"string\"}}}",
+     "{\"apiVersion\":1}", NULL, NULL,
+     {{"apiVersion", "FieldValueTypeInvalid", "Invalid value: \"integer\": apiVersion in body must be of type string: \"integer\""}}},
     /* controller-gen's IntOrString */
     {"anyOf int-or-string", "{\"type\":\"object\",\"properties\":{\"p\":{\"anyOf\":[{\"type\":\"integer\"},"
      "{\"type\":\"string\"}],\"x-kubernetes-int-or-string\":true,\"pattern\":\"^[0-9]+%?$\"}}}",
@@ -409,7 +422,7 @@ static void t_patterns(void)
         int y = re_match(rows[i].re, rows[i].yes, strlen(rows[i].yes), why, sizeof why);
         int n = re_match(rows[i].re, rows[i].no, strlen(rows[i].no), why, sizeof why);
         if (y != 1 || n != 0) {
-            struct sbuf e;
+            SBUF(e);
             const char *w = NULL;
             re_translate(rows[i].re, &e, &w);
             printf("# %s (as %s): \"%s\" -> %d, \"%s\" -> %d %s\n", rows[i].re, e.b, rows[i].yes, y, rows[i].no, n,
@@ -430,6 +443,15 @@ static void t_patterns(void)
             CHECK(why[0] != '\0');
         }
     }
+    /* long patterns (IPv6 and hostname patterns run to hundreds of bytes) */
+    char longpat[4096] = "^(?:";
+    for (int i = 0; i < 400; i++)
+        snprintf(longpat + strlen(longpat), sizeof longpat - strlen(longpat), "%sa\\d%d", i ? "|" : "", i);
+    strcat(longpat, ")$");
+    CHECK(strlen(longpat) > 2000);
+    char why[200] = "";
+    CHECK_EQ_INT(re_match(longpat, "a7150", 5, why, sizeof why), 1);
+    CHECK_EQ_INT(re_match(longpat, "a7400", 5, why, sizeof why), 0);
     /* a NUL byte in the value does not end the match early */
     CHECK_EQ_INT(re_match("^a$", "a\0b", 3, NULL, 0), 0);
 }
@@ -514,6 +536,55 @@ static void t_causes_bounded(void)
     json_decref(schema);
 }
 
+/* A long set is checked for duplicates in O(n log n), each reported once. */
+static void t_long_set(void)
+{
+    json_t *schema = J("{\"type\":\"object\",\"properties\":{\"l\":{\"type\":\"array\",\"x-kubernetes-list-type\":\"set\","
+                       "\"items\":{\"type\":\"integer\"}}}}");
+    json_t *obj = json_object(), *l = json_array();
+    for (int i = 0; i < 50000; i++)
+        json_array_append_new(l, json_integer(i));
+    json_array_append_new(l, json_real(7.0));
+    json_array_append_new(l, json_integer(3));
+    json_object_set_new(obj, "l", l);
+    struct as_causes cz;
+    as_causes_init(&cz);
+    CHECK_EQ_INT(as_schema_apply(schema, obj, &cz), -EINVAL);
+    REQUIRE(json_array_size(cz.causes) == 2);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(cz.causes, 0), "field")), "l[50000]");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(cz.causes, 0), "message")), "Duplicate value: 7");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(cz.causes, 1), "field")), "l[50001]");
+    as_causes_free(&cz);
+    json_decref(obj);
+    json_decref(schema);
+}
+
+/* Nested anyOf multiplies work; the budget ends it with a cause. */
+static void t_combinator_budget(void)
+{
+    json_t *schema = J("{\"type\":\"object\",\"properties\":{\"v\":{\"type\":\"integer\"}}}");
+    json_t *v = json_object_get(json_object_get(schema, "properties"), "v");
+    json_t *cur = v;
+    for (int i = 0; i < 30; i++) {
+        json_t *a = json_object();
+        json_object_set_new(cur, "anyOf", json_pack("[O,o]", a, a)); /* both branches: 2^30 paths */
+        cur = a;
+    }
+    json_object_set_new(cur, "minimum", json_integer(1000));
+    json_t *obj = J("{\"v\":1}");
+    struct as_causes cz;
+    as_causes_init(&cz);
+    CHECK_EQ_INT(as_schema_apply(schema, obj, &cz), -EINVAL);
+    int found = 0;
+    for (size_t i = 0; i < json_array_size(cz.causes); i++)
+        found |= strstr(json_string_value(json_object_get(json_array_get(cz.causes, i), "message")),
+                        "validation needs more than") != NULL;
+    CHECK(found);
+    as_causes_free(&cz);
+    json_decref(obj);
+    json_decref(schema);
+}
+
 /* Causes accumulate across calls on the same collector; the result of each
  * call reflects only its own. */
 static void t_causes_accumulate(void)
@@ -541,5 +612,7 @@ int main(void)
     RUN(t_depth_cap);
     RUN(t_causes_bounded);
     RUN(t_causes_accumulate);
+    RUN(t_long_set);
+    RUN(t_combinator_budget);
     return test_done();
 }

@@ -496,7 +496,7 @@ static void t_bad_continue(void)
     struct names c = {0};
     char *next = NULL, *n2 = NULL, *forged;
     uint64_t rv;
-    char big[5000];
+    char big[20000];
     static const char *const bad[] = {
         "!!!", "abc", "a", "eyJydiI6MX0",      /* {"rv":1} */
         "e30",                                 /* {} */
@@ -530,6 +530,11 @@ static void t_bad_continue(void)
     /* a well-formed token we made ourselves works */
     forged = as_cont_make("/pods", "a", "x", 2);
     CHECK_EQ_INT(as_store_list(st, "/pods", "a", forged, 0, collect, &c, &rv, &n2), 0);
+    CHECK_EQ_INT(rv, 2);
+    free(forged);
+    /* one from a future RV is not from this history */
+    forged = as_cont_make("/pods", "a", "x", 3);
+    CHECK_EQ_INT(as_store_list(st, "/pods", "a", forged, 0, collect, &c, &rv, &n2), -EINVAL);
     free(forged);
     as_store_close(st);
     rmdir_store(dir);
@@ -600,8 +605,81 @@ static void t_corrupt_row(void)
     memset(&c, 0, sizeof c);
     CHECK_EQ_INT(as_store_list(st, "/configmaps", "ns", NULL, 0, collect, &c, &rv, &next), 0);
     CHECK_EQ_INT(c.n, 2);
+    /* a damaged row just past a full page fails the next page, not this one */
+    CHECK_EQ_INT(create(st, "/configmaps", "ns", "zz", "v"), 0);
+    REQUIRE(sqlite3_exec(st->db, "UPDATE objects SET data = 'x' WHERE name = 'zz'", NULL, NULL,
+                         NULL) == SQLITE_OK);
+    memset(&c, 0, sizeof c);
+    CHECK_EQ_INT(as_store_list(st, "/configmaps", "ns", NULL, 2, collect, &c, &rv, &next), 0);
+    CHECK_EQ_INT(c.n, 2);
+    REQUIRE(next);
+    {
+        char *n2 = NULL;
+        CHECK_EQ_INT(as_store_list(st, "/configmaps", "ns", next, 2, collect, &c, &rv, &n2), -EIO);
+        CHECK(n2 == NULL);
+        CHECK_EQ_INT(c.n, 2);
+    }
+    free(next);
     mg_log_set_level(MG_LOG_INFO);
     as_store_close(st);
+    rmdir_store(dir);
+}
+
+/* A full disk (simulated with max_page_count): the write is refused with
+ * -ENOSPC, nothing is half-written, the counter does not move, watchers see
+ * nothing, and writes work again once there is room. */
+static void t_disk_full(void)
+{
+    char *dir = tmpdir();
+    struct as_store *st = open_store(dir, 0);
+    char *big = malloc(20001);
+    json_t *o = NULL;
+    uint64_t before;
+    int rc = 0, i;
+    REQUIRE(st && big);
+    memset(big, 'x', 20000);
+    big[20000] = '\0';
+    CHECK_EQ_INT(create(st, "/configmaps", "ns", "small", "v"), 0);
+    REQUIRE(sqlite3_exec(st->db, "PRAGMA max_page_count = 60", NULL, NULL, NULL) == SQLITE_OK);
+    mg_log_set_level(MG_LOG_OFF);
+    for (i = 0; i < 100; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "big%d", i);
+        before = as_store_rv(st);
+        o = mkobj(name, "ns", big);
+        rc = as_store_create(st, "/configmaps", "ns", name, o);
+        if (rc != 0)
+            break;
+        json_decref(o);
+        o = NULL;
+    }
+    mg_log_set_level(MG_LOG_INFO);
+    CHECK_EQ_INT(rc, -ENOSPC);
+    REQUIRE(o);
+    CHECK_EQ_INT(as_store_rv(st), before);
+    CHECK(json_object_get(json_object_get(o, "metadata"), "resourceVersion") == NULL);
+    json_decref(o);
+    {
+        char name[16];
+        snprintf(name, sizeof name, "big%d", i);
+        CHECK_EQ_INT(as_store_get(st, "/configmaps", "ns", name, &o), -ENOENT);
+    }
+    CHECK_EQ_INT(update(st, "/configmaps", "ns", "small", "still works", 0), 0);
+    CHECK_EQ_INT(as_store_rv(st), before + 1);
+    REQUIRE(sqlite3_exec(st->db, "PRAGMA max_page_count = 100000", NULL, NULL, NULL) == SQLITE_OK);
+    o = mkobj("after", "ns", big);
+    CHECK_EQ_INT(as_store_create(st, "/configmaps", "ns", "after", o), 0);
+    json_decref(o);
+    as_store_close(st);
+    /* and all of it is there after a reopen */
+    st = open_store(dir, 0);
+    REQUIRE(st);
+    CHECK_EQ_INT(as_store_rv(st), before + 2);
+    CHECK_EQ_INT(as_store_get(st, "/configmaps", "ns", "small", &o), 0);
+    CHECK_EQ_STR(obj_val(o), "still works");
+    json_decref(o);
+    as_store_close(st);
+    free(big);
     rmdir_store(dir);
 }
 
@@ -826,6 +904,51 @@ static void t_watch_callback_stops(void)
     rmdir_store(dir);
 }
 
+static int keep_cb(const struct as_event *ev, void *data)
+{
+    json_t **kept = data;
+    if (!*kept)
+        *kept = json_incref(ev->obj);
+    return 0;
+}
+
+/* The object a watcher keeps is the store's own, not the caller's, and a
+ * replay (from the history's text) gives the same object as the live
+ * delivery did. */
+static void t_watch_objects(void)
+{
+    char *dir = tmpdir();
+    struct as_store *st = open_store(dir, 0);
+    struct as_watch *w = NULL, *w2 = NULL;
+    json_t *kept = NULL, *replayed = NULL, *o;
+    REQUIRE(st);
+    CHECK_EQ_INT(as_store_watch(st, "/configmaps", NULL, 0, keep_cb, &kept, &w), 0);
+    o = mkobj("a", "ns", "original");
+    CHECK_EQ_INT(as_store_create(st, "/configmaps", "ns", "a", o), 0);
+    json_object_set_new(json_object_get(o, "data"), "v", json_string("changed by the caller"));
+    json_decref(o);
+    REQUIRE(kept);
+    CHECK_EQ_STR(obj_val(kept), "original");
+    CHECK_EQ_INT(obj_rv(kept), 1);
+    CHECK_EQ_INT(as_store_watch(st, "/configmaps", NULL, 0, keep_cb, &replayed, &w2), 0);
+    CHECK(replayed == NULL);        /* from now: nothing */
+    as_store_unwatch(st, w2);
+    CHECK_EQ_INT(update(st, "/configmaps", "ns", "a", "second", 0), 0);     /* rv 2 */
+    /* replay from 0 is "now"; from 1 gives rv 2 from the history's text */
+    CHECK_EQ_INT(as_store_watch(st, "/configmaps", "ns", 1, keep_cb, &replayed, &w2), 0);
+    REQUIRE(replayed);
+    CHECK_EQ_STR(obj_val(replayed), "second");
+    CHECK_EQ_INT(obj_rv(replayed), 2);
+    CHECK_EQ_STR(json_string_value(json_object_get(replayed, "kind")), "ConfigMap");
+    CHECK(st->count == 2 && as_hist_at(st, 0)->obj == NULL && as_hist_at(st, 1)->obj == NULL);
+    json_decref(kept);
+    json_decref(replayed);
+    as_store_unwatch(st, w);
+    as_store_unwatch(st, w2);
+    as_store_close(st);
+    rmdir_store(dir);
+}
+
 /* A callback that writes: every watcher still sees every event once, in RV
  * order, including the one written from inside the callback. */
 static void t_watch_callback_writes(void)
@@ -911,6 +1034,245 @@ static void t_watch_started_in_callback(void)
     CHECK_EQ_INT(n.inner.rv[1], 3);
     as_store_unwatch(st, n.w);
     as_store_unwatch(st, w);
+    as_store_close(st);
+    rmdir_store(dir);
+}
+
+/* --- a model-checked random run -------------------------------------------- */
+
+/* Random creates, updates and deletes (with right, stale and no expected
+ * RVs) over a few keys, checked against an in-memory model after every
+ * call; lists paged with random limits; informers (list, then watch from
+ * the list's RV) that must end up equal to the model; and reopens along the
+ * way. Seeded, so a failure reproduces. */
+
+#define M_GR 2
+#define M_NS 3
+#define M_NAME 6
+
+struct m_key {
+    int exists;
+    uint64_t rv;
+    char val[24];
+};
+
+struct informer {
+    int gr;
+    struct m_key state[M_NS][M_NAME];
+    uint64_t last_rv;
+    int bad;
+};
+
+static const char *const m_grs[M_GR] = {"/configmaps", "apps/deployments"};
+static const char *const m_nss[M_NS] = {"", "alpha", "beta"};
+static uint64_t m_seed;
+
+static unsigned m_rand(unsigned n)
+{
+    m_seed = m_seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (unsigned)(m_seed >> 33) % n;
+}
+
+static int m_index(const char *list, const char *s)
+{
+    (void)list;
+    return s[0] ? s[0] - '0' : -1;
+}
+
+static int informer_cb(const struct as_event *ev, void *data)
+{
+    struct informer *inf = data;
+    int ns = -1, name;
+    for (int i = 0; i < M_NS; i++)
+        if (strcmp(ev->ns, m_nss[i]) == 0)
+            ns = i;
+    name = m_index("", ev->name + 1);
+    if (ev->rv <= inf->last_rv || ns < 0 || name < 0 || name >= M_NAME ||
+        strcmp(ev->gr, m_grs[inf->gr]) != 0 || obj_rv(ev->obj) != ev->rv) {
+        inf->bad = 1;
+        return 0;
+    }
+    inf->last_rv = ev->rv;
+    struct m_key *k = &inf->state[ns][name];
+    if (ev->type == AS_DELETED) {
+        if (!k->exists)
+            inf->bad = 1;
+        k->exists = 0;
+    } else {
+        if ((ev->type == AS_ADDED) == k->exists)
+            inf->bad = 1;      /* ADDED for a known key, MODIFIED for an unknown one */
+        k->exists = 1;
+        k->rv = ev->rv;
+        snprintf(k->val, sizeof k->val, "%s", obj_val(ev->obj) ? obj_val(ev->obj) : "?");
+    }
+    return 0;
+}
+
+static int informer_list_cb(json_t *obj, void *data)
+{
+    struct informer *inf = data;
+    json_t *md = json_object_get(obj, "metadata");
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    const char *name = json_string_value(json_object_get(md, "name"));
+    int n = -1;
+    for (int i = 0; i < M_NS; i++)
+        if (ns && strcmp(ns, m_nss[i]) == 0)
+            n = i;
+    if (n < 0 || !name) {
+        inf->bad = 1;
+        return 0;
+    }
+    struct m_key *k = &inf->state[n][m_index("", name + 1)];
+    k->exists = 1;
+    k->rv = obj_rv(obj);
+    snprintf(k->val, sizeof k->val, "%s", obj_val(obj) ? obj_val(obj) : "?");
+    return 0;
+}
+
+/* Starts an informer: a paged list, then a watch from the list's RV. */
+static int informer_start(struct as_store *st, struct informer *inf, int gr,
+                          struct as_watch **w)
+{
+    char *next = NULL;
+    uint64_t rv = 0;
+    int pages = 0;
+    memset(inf, 0, sizeof *inf);
+    inf->gr = gr;
+    do {
+        char *tok = next;
+        next = NULL;
+        if (as_store_list(st, m_grs[gr], NULL, tok, 2, informer_list_cb, inf, &rv, &next) != 0)
+            return -1;
+        free(tok);
+    } while (next && ++pages < 100);
+    inf->last_rv = rv;
+    return as_store_watch(st, m_grs[gr], NULL, rv, informer_cb, inf, w);
+}
+
+static int informer_agrees(const struct informer *inf, struct m_key model[M_GR][M_NS][M_NAME])
+{
+    if (inf->bad)
+        return 0;
+    for (int n = 0; n < M_NS; n++)
+        for (int k = 0; k < M_NAME; k++) {
+            const struct m_key *a = &inf->state[n][k], *b = &model[inf->gr][n][k];
+            if (a->exists != b->exists ||
+                (a->exists && (a->rv != b->rv || strcmp(a->val, b->val) != 0)))
+                return 0;
+        }
+    return 1;
+}
+
+static void t_model_random(void)
+{
+    static struct m_key model[M_GR][M_NS][M_NAME];
+    static struct informer inf[M_GR];
+    struct as_watch *w[M_GR] = {NULL, NULL};
+    char *dir = tmpdir();
+    struct as_store *st = open_store(dir, 64);
+    int mismatches = 0, informer_checks = 0, ops = 3000;
+    REQUIRE(st);
+    memset(model, 0, sizeof model);
+    m_seed = 0x5eed;
+    for (int g = 0; g < M_GR; g++)
+        REQUIRE(informer_start(st, &inf[g], g, &w[g]) == 0);
+    for (int op = 0; op < ops && mismatches < 5; op++) {
+        int g = (int)m_rand(M_GR), n = (int)m_rand(M_NS), k = (int)m_rand(M_NAME);
+        struct m_key *mk = &model[g][n][k];
+        char name[8], val[24];
+        uint64_t expect = 0;
+        int rc, want;
+        snprintf(name, sizeof name, "k%d", k);
+        snprintf(val, sizeof val, "v%d", op);
+        switch (m_rand(3)) {
+        case 0: expect = 0; break;
+        case 1: expect = mk->rv; break;
+        default:                    /* stale: older (the usual case) or newer */
+            if (mk->rv > 1 && m_rand(3))
+                expect = 1 + m_rand((unsigned)(mk->rv - 1));
+            else
+                expect = mk->rv + 1 + m_rand(3);
+            break;
+        }
+        switch (m_rand(5)) {
+        case 0:
+        case 1:
+            rc = create(st, m_grs[g], m_nss[n], name, val);
+            want = mk->exists ? -EEXIST : 0;
+            if (rc == 0 && !mk->exists) {
+                mk->exists = 1;
+                mk->rv = as_store_rv(st);
+                snprintf(mk->val, sizeof mk->val, "%s", val);
+            }
+            break;
+        case 2:
+        case 3:
+            rc = update(st, m_grs[g], m_nss[n], name, val, expect);
+            want = !mk->exists ? -ENOENT : (expect && expect != mk->rv) ? -ESTALE : 0;
+            if (rc == 0 && want == 0) {
+                mk->rv = as_store_rv(st);
+                snprintf(mk->val, sizeof mk->val, "%s", val);
+            }
+            break;
+        default:
+            rc = as_store_delete(st, m_grs[g], m_nss[n], name, expect, NULL);
+            want = !mk->exists ? -ENOENT : (expect && expect != mk->rv) ? -ESTALE : 0;
+            if (rc == 0 && want == 0)
+                mk->exists = 0;
+            break;
+        }
+        if (rc != want) {
+            printf("# op %d: rc %d, want %d\n", op, rc, want);
+            mismatches++;
+        }
+        /* a get agrees with the model */
+        {
+            json_t *o = NULL;
+            g = (int)m_rand(M_GR), n = (int)m_rand(M_NS), k = (int)m_rand(M_NAME);
+            mk = &model[g][n][k];
+            snprintf(name, sizeof name, "k%d", k);
+            rc = as_store_get(st, m_grs[g], m_nss[n], name, &o);
+            if (rc != (mk->exists ? 0 : -ENOENT) ||
+                (o && (obj_rv(o) != mk->rv || strcmp(obj_val(o), mk->val) != 0))) {
+                printf("# op %d: get %s/%s/%s disagrees\n", op, m_grs[g], m_nss[n], name);
+                mismatches++;
+            }
+            json_decref(o);
+        }
+        if (op % 250 == 249) {
+            for (int i = 0; i < M_GR; i++) {
+                if (!informer_agrees(&inf[i], model)) {
+                    printf("# op %d: informer for %s disagrees\n", op, m_grs[i]);
+                    mismatches++;
+                }
+                informer_checks++;
+            }
+        }
+        if (op % 1000 == 999) {
+            /* restart: informers relist (their RV is older than the new
+             * history) and start again */
+            for (int i = 0; i < M_GR; i++)
+                as_store_unwatch(st, w[i]);
+            as_store_close(st);
+            st = open_store(dir, 64);
+            REQUIRE(st);
+            for (int i = 0; i < M_GR; i++) {
+                struct as_watch *tmp = NULL;
+                struct rec r = {0};
+                if (inf[i].last_rv < as_store_rv(st))
+                    CHECK_EQ_INT(as_store_watch(st, m_grs[i], NULL, inf[i].last_rv, rec_cb, &r,
+                                                &tmp), -ESTALE);
+                REQUIRE(informer_start(st, &inf[i], i, &w[i]) == 0);
+            }
+        }
+    }
+    CHECK_EQ_INT(mismatches, 0);
+    for (int i = 0; i < M_GR; i++) {
+        CHECK(informer_agrees(&inf[i], model));
+        as_store_unwatch(st, w[i]);
+    }
+    printf("# %d random operations, %d informer comparisons, final RV %" PRIu64 "\n", ops,
+           informer_checks + M_GR, as_store_rv(st));
     as_store_close(st);
     rmdir_store(dir);
 }
@@ -1230,12 +1592,15 @@ int main(void)
     RUN(t_bad_continue);
     RUN(t_each_gr);
     RUN(t_corrupt_row);
+    RUN(t_disk_full);
     RUN(t_watch_live_and_replay);
     RUN(t_watch_history_bounds);
     RUN(t_watch_history_bytes);
     RUN(t_watch_callback_stops);
+    RUN(t_watch_objects);
     RUN(t_watch_callback_writes);
     RUN(t_watch_started_in_callback);
+    RUN(t_model_random);
     RUN(t_durability_kill9);
     RUN(t_durability_kill9_full);
     RUN(t_race_two_processes);
