@@ -34,6 +34,8 @@
 #   BENCH_AS_COUNT=10000 BENCH_AS_CONNS="1 16" BENCH_AS_WATCHERS=100
 #   BENCH_AS_WRITES=20 BENCH_AS_PAGE=500 BENCH_AS_STEP_SECONDS=300
 #   BENCH_AS_SERVER=build/bin/modelgate-apiserver
+#   BENCH_AS_FSYNC=1   the server with --fsync (synchronous=FULL), the peer
+#                      too; written to its own section, "... (--fsync)"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -48,7 +50,13 @@ server=${BENCH_AS_SERVER:-$top/build/bin/modelgate-apiserver}
 load=$top/build/bench/apiserver_load
 results=$top/bench/RESULTS.md
 ns=bench
+fsync=${BENCH_AS_FSYNC:-0}
 heading="## modelgate-apiserver: create, list, watch"
+server_args=()
+if [ "$fsync" = 1 ]; then
+    heading+=" (--fsync)"
+    server_args=(--fsync)
+fi
 
 die() { echo "run-apiserver: $*" >&2; exit 1; }
 [ -x "$server" ] || die "$server not built (make): there is no apiserver to measure"
@@ -63,6 +71,7 @@ done
 sync=$(grep -o 'as_exec_sql(st, "PRAGMA synchronous=[A-Z]*"' apiserver/store.c 2>/dev/null |
        head -1 | sed 's/.*synchronous=\([A-Z]*\)"/\1/')
 sync=${sync:-NORMAL}
+[ "$fsync" = 1 ] && sync=FULL   # what --fsync switches the store to
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/mg-bench-apiserver.XXXXXX")
 srv_pid=   # the one server running now; emptied once it is stopped and reaped
@@ -135,7 +144,7 @@ run_step() {
 start_server() { # DATA_DIR LOG
     local port
     port=$(free_port) || die "no free port"
-    "$server" --listen "127.0.0.1:$port" --data "$1" --log-level warn >"$2" 2>&1 &
+    "$server" --listen "127.0.0.1:$port" --data "$1" --log-level warn ${server_args[@]+"${server_args[@]}"} >"$2" 2>&1 &
     srv_pid=$!
     if ! wait_port "$port"; then
         cat "$2" >&2
@@ -247,6 +256,12 @@ for c in $conns_list; do
 done
 
 # --- the section ---------------------------------------------------------------
+fsync_env=
+fsync_note=": a commit is in the OS's page cache when it returns, kill -9 loses nothing, a power loss may lose the last commits"
+if [ "$fsync" = 1 ]; then
+    fsync_env="BENCH_AS_FSYNC=1 "
+    fsync_note=": every commit is fsync'd before the reply, surviving power loss"
+fi
 f() { jnum "$1" "$2"; }
 mem_txt() { # "RSS HWM"
     local r h
@@ -285,7 +300,9 @@ $(nproc) cores, $memtotal; sqlite $(sqlite3 --version 2>/dev/null | cut -d' ' -f
 load average before the run: $load_before, after: $load_after. **The machine is shared
 with other engineers' builds and tests during this session: the figures are noisy**
 (latency tails most of all); compare the ratio, which was measured under the same
-conditions minutes apart. Reproduce: \`make tests && bench/run-apiserver.sh\`.
+conditions minutes apart. Reproduce: \`make tests && ${fsync_env}bench/run-apiserver.sh\`.
+Server: \`modelgate-apiserver --listen 127.0.0.1:PORT --data DIR --log-level warn${server_args[*]+ ${server_args[*]}}\`
+(sqlite \`synchronous=$sync\`${fsync_note}).
 
 **Create** $count ConfigMaps (one data value of 200 bytes; ${row_bytes:-?} bytes stored per
 object) in one namespace, C requests in flight on C keep-alive connections
