@@ -27,6 +27,7 @@ static void usage(FILE *f)
             "                              without it only loopback peers are accepted\n"
             "  --tls-cert F --tls-key F    not supported yet (plain HTTP only)\n"
             "  --kubeconfig-out F          write a kubeconfig for kubectl (server, token)\n"
+            "  --fsync                     fsync every write: survive power loss, not only kill -9\n"
             "  --simulate-workloads[=D]    deployments report ready after D (default 2s)\n"
             "  --watch-history N           events kept for watches to resume from (default 10000)\n"
             "  --bookmark-interval D       BOOKMARK events for allowWatchBookmarks (default 30s)\n"
@@ -73,7 +74,7 @@ static void raise_nofile(void)
 int main(int argc, char **argv)
 {
     enum { O_LISTEN = 1000, O_DATA, O_TOKEN, O_CERT, O_KEY, O_KUBECONFIG, O_SIM, O_HISTORY,
-           O_LOGLEVEL, O_BOOKMARK, O_HELP };
+           O_LOGLEVEL, O_BOOKMARK, O_FSYNC, O_HELP };
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"data", required_argument, NULL, O_DATA},
@@ -81,6 +82,7 @@ int main(int argc, char **argv)
         {"tls-cert", required_argument, NULL, O_CERT},
         {"tls-key", required_argument, NULL, O_KEY},
         {"kubeconfig-out", required_argument, NULL, O_KUBECONFIG},
+        {"fsync", no_argument, NULL, O_FSYNC},
         {"simulate-workloads", optional_argument, NULL, O_SIM},
         {"watch-history", required_argument, NULL, O_HISTORY},
         {"bookmark-interval", required_argument, NULL, O_BOOKMARK},
@@ -104,6 +106,7 @@ int main(int argc, char **argv)
         case O_CERT: tls_cert = optarg; break;
         case O_KEY: tls_key = optarg; break;
         case O_KUBECONFIG: o.kubeconfig_out = optarg; break;
+        case O_FSYNC: o.fsync = 1; break;
         case O_SIM:
             o.simulate_workloads = 1;
             if (optarg && parse_duration_arg("--simulate-workloads", optarg, &o.simulate_delay_ms) < 0)

@@ -211,6 +211,16 @@ static int prepare(struct as_wctx *c, json_t *obj, const char *name)
     } else {
         json_object_del(meta, "namespace");
     }
+    json_t *unknown = json_array();
+    if (!unknown) {
+        as_errf(&c->err, 500, "InternalError", "out of memory");
+        goto out;
+    }
+    as_unknown_fields(res, obj, unknown);
+    int urc0 = unknown_fields(c, unknown);
+    json_decref(unknown);
+    if (urc0 < 0)
+        goto out;
     as_validate_builtin(res, obj, causes);
     if (res->schema) {
         struct as_causes sc;

@@ -40,6 +40,9 @@
 /* Schema nodes visited by one validation: nested allOf/anyOf/oneOf/not
  * multiply the work, so a budget bounds it. */
 #define AS_SCHEMA_BUDGET 1000000u
+/* Pattern matching per validation, in bytes matched times the pattern's
+ * expanded size: about a second of glibc's matcher at worst. */
+#define AS_SCHEMA_RE_BUDGET 500000000ull
 /* Bad values quoted in messages are cut at this many bytes. */
 #define AS_SCHEMA_VALUE_SHOWN 256
 
@@ -126,21 +129,119 @@ static void sb_quote(struct sbuf *s, const char *p, size_t len)
     sb_add(s, "\"");
 }
 
-/* A number as Go's %v prints a float64 or an int64. */
-static void sb_number(struct sbuf *s, json_t *v)
+/* Numbers appear in messages as Go prints them, since kubectl users compare
+ * them with what a real cluster says: Kubernetes holds bounds (minimum,
+ * maximum, multipleOf) and non-integer values as float64 and prints them
+ * with %v, i.e. strconv's shortest 'g' (1e+06, 1.5, 1e-05), and enum values
+ * through encoding/json (1000000, 1e+21, 1e-7). */
+
+/* The shortest decimal digits that read back as d (d finite, not 0):
+ * digits without a point, *nd of them, and the decimal point position dp
+ * (d = 0.digits × 10^dp). */
+static void go_digits(double d, char *digits, int *nd, int *dp)
 {
-    if (json_is_integer(v)) {
-        sb_printf(s, "%lld", (long long)json_integer_value(v));
-        return;
-    }
-    double d = json_number_value(v);
     char tmp[40];
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+    int p;
+    for (p = 1; p <= 17; p++) {
+        snprintf(tmp, sizeof tmp, "%.*e", p - 1, d);
         if (strtod(tmp, NULL) == d)
             break;
     }
-    sb_add(s, tmp);
+    const char *c = tmp + (tmp[0] == '-');
+    int n = 0;
+    for (; *c && *c != 'e'; c++)
+        if (*c >= '0' && *c <= '9')
+            digits[n++] = *c;
+    while (n > 1 && digits[n - 1] == '0')
+        n--;
+    digits[n] = '\0';
+    *nd = n;
+    *dp = (*c == 'e' ? atoi(c + 1) : 0) + 1;
+}
+
+/* fmtE / fmtF of Go's strconv, for shortest digits. */
+static void go_layout(struct sbuf *s, double d, int use_e, int json_exp)
+{
+    char digits[24];
+    int nd, dp;
+    if (d < 0)
+        sb_add(s, "-");
+    go_digits(d < 0 ? -d : d, digits, &nd, &dp);
+    if (use_e) {
+        sb_addn(s, digits, 1);
+        if (nd > 1) {
+            sb_add(s, ".");
+            sb_add(s, digits + 1);
+        }
+        int e = dp - 1;
+        /* strconv writes at least two exponent digits; encoding/json
+         * turns e-07 back into e-7 */
+        if (json_exp)
+            sb_printf(s, "e%c%d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+        else
+            sb_printf(s, "e%c%02d", e < 0 ? '-' : '+', e < 0 ? -e : e);
+        return;
+    }
+    if (dp <= 0) {
+        sb_add(s, "0.");
+        for (int i = 0; i < -dp; i++)
+            sb_add(s, "0");
+        sb_add(s, digits);
+        return;
+    }
+    for (int i = 0; i < dp; i++)
+        sb_addn(s, i < nd ? &digits[i] : "0", 1);
+    if (nd > dp) {
+        sb_add(s, ".");
+        sb_add(s, digits + dp);
+    }
+}
+
+static int go_special(struct sbuf *s, double d)
+{
+    if (d != d) {
+        sb_add(s, "NaN");
+        return 1;
+    }
+    if (d == 0) {
+        sb_add(s, "0");
+        return 1;
+    }
+    if (d > 1.7976931348623157e308 || d < -1.7976931348623157e308) {
+        sb_add(s, d > 0 ? "+Inf" : "-Inf");
+        return 1;
+    }
+    return 0;
+}
+
+/* fmt's %v of a float64. */
+static void sb_go_float(struct sbuf *s, double d)
+{
+    if (go_special(s, d))
+        return;
+    char digits[24];
+    int nd, dp;
+    go_digits(d < 0 ? -d : d, digits, &nd, &dp);
+    int exp = dp - 1;
+    go_layout(s, d, exp < -4 || exp >= 6, 0);
+}
+
+/* encoding/json's rendering of a float64. */
+static void sb_json_float(struct sbuf *s, double d)
+{
+    if (go_special(s, d))
+        return;
+    double a = d < 0 ? -d : d;
+    go_layout(s, d, a < 1e-6 || a >= 1e21, 1);
+}
+
+/* A value's number as %v prints it: int64 as is, float64 as Go does. */
+static void sb_number(struct sbuf *s, json_t *v)
+{
+    if (json_is_integer(v))
+        sb_printf(s, "%lld", (long long)json_integer_value(v));
+    else
+        sb_go_float(s, json_number_value(v));
 }
 
 /* A bad value as field.Error prints it: strings quoted, numbers and
@@ -516,10 +617,51 @@ static int re_bracket(const char **pp, struct sbuf *out, const char **why)
     return 0;
 }
 
-/* RE2/ECMA pattern → POSIX ERE, or -1 with *why. */
-static int re_translate(const char *re, struct sbuf *out, const char **why)
+/* Parses a counted repetition at p ("{n}", "{n,}", "{n,m}"): its length,
+ * and the largest count (n when open-ended), or 0 when p does not start
+ * one (RE2 then reads '{' as a literal). */
+static size_t re_counted(const char *p, long *max)
+{
+    const char *q = p + 1;
+    long n = 0, m = -1;
+    if (*q < '0' || *q > '9')
+        return 0;
+    while (*q >= '0' && *q <= '9' && n < 100000)
+        n = n * 10 + (*q++ - '0');
+    if (*q == ',') {
+        q++;
+        if (*q >= '0' && *q <= '9') {
+            m = 0;
+            while (*q >= '0' && *q <= '9' && m < 100000)
+                m = m * 10 + (*q++ - '0');
+        }
+    } else {
+        m = n;
+    }
+    if (*q != '}')
+        return 0;
+    *max = m < 0 ? n : (m < n ? -1 : m);
+    return (size_t)(q + 1 - p);
+}
+
+/* RE2's limits, which also keep glibc's compiler (which expands counted
+ * repetitions and stacks epsilon closures) from running away. */
+#define RE_MAX_REPEAT 1000
+#define RE_MAX_COST 5000
+#define RE_MAX_GROUPS 64
+
+/* RE2/ECMA pattern → POSIX ERE, or -1 with *why. Along the way it refuses
+ * what RE2 refuses and POSIX would accept at a great cost: a repetition of
+ * nothing or of a repetition ("a**"), counts above 1000, and patterns
+ * whose expanded size (atoms times the counts that repeat them) passes
+ * RE_MAX_COST. */
+static int re_translate_cost(const char *re, struct sbuf *out, const char **why, long *total)
 {
     const char *p = re;
+    long cost[RE_MAX_GROUPS + 1];
+    long last = 0; /* size of the atom a quantifier would repeat; 0: none */
+    int depth = 0;
+    cost[0] = 0;
     out->n = 0;
     out->b[0] = '\0';
     while (*p) {
@@ -527,29 +669,90 @@ static int re_translate(const char *re, struct sbuf *out, const char **why)
             *why = "the pattern is too long";
             return -1;
         }
+        if (cost[depth] > RE_MAX_COST) {
+            *why = "the pattern is too large once its repetitions are expanded";
+            return -1;
+        }
         char c = *p;
         if (c == '[') {
             p++;
             if (re_bracket(&p, out, why) < 0)
                 return -1;
+            cost[depth] += last = 1;
             continue;
         }
-        if (c == '(' && p[1] == '?') {
-            if (p[2] == ':') {
-                sb_add(out, "(");
-                p += 3;
-                continue;
+        if (c == '(') {
+            if (p[1] == '?' && p[2] != ':') {
+                *why = "(?...) groups other than (?:...) (flags, names, lookarounds) are not supported";
+                return -1;
             }
-            *why = "(?...) groups other than (?:...) (flags, names, lookarounds) are not supported";
-            return -1;
+            if (depth == RE_MAX_GROUPS) {
+                *why = "groups are nested too deeply";
+                return -1;
+            }
+            sb_add(out, "(");
+            p += p[1] == '?' ? 3 : 1;
+            cost[++depth] = 0;
+            last = 0;
+            continue;
         }
-        if ((c == '*' || c == '+' || c == '?' || c == '}') && p[1] == '?') {
-            *why = "lazy quantifiers (*? +? ?? {n,m}?) are not supported";
-            return -1;
+        if (c == ')') {
+            if (depth == 0) {
+                *why = "unexpected )";
+                return -1;
+            }
+            long inner = cost[depth--];
+            cost[depth] += inner;
+            last = inner > 0 ? inner : 1;
+            sb_add(out, ")");
+            p++;
+            continue;
         }
-        if ((c == '*' || c == '+' || c == '?' || c == '}') && p[1] == '+') {
-            *why = "possessive quantifiers are not supported";
-            return -1;
+        if (c == '*' || c == '+' || c == '?' || (c == '{' && re_counted(p, &(long){0}))) {
+            long count = 1;
+            size_t len = 1;
+            if (c == '{') {
+                len = re_counted(p, &count);
+                if (count < 0) {
+                    *why = "a repetition {n,m} with m below n";
+                    return -1;
+                }
+                if (count > RE_MAX_REPEAT) {
+                    *why = "a repetition count above 1000";
+                    return -1;
+                }
+            }
+            if (last == 0) {
+                *why = "a repetition operator with nothing to repeat (or repeating a repetition)";
+                return -1;
+            }
+            if (p[len] == '?') {
+                *why = "lazy quantifiers (*? +? ?? {n,m}?) are not supported";
+                return -1;
+            }
+            if (p[len] == '+') {
+                *why = "possessive quantifiers are not supported";
+                return -1;
+            }
+            if (count > 1)
+                cost[depth] += last * (count - 1);
+            sb_addn(out, p, len);
+            p += len;
+            last = 0;
+            continue;
+        }
+        if (c == '|' || c == '^' || c == '$') {
+            sb_addn(out, p, 1);
+            p++;
+            last = 0;
+            continue;
+        }
+        if (c == '{' || c == '}') {
+            /* not a repetition: RE2 reads a literal brace */
+            sb_add(out, c == '{' ? "\\{" : "\\}");
+            p++;
+            cost[depth] += last = 1;
+            continue;
         }
         if (c == '\\') {
             char e = p[1];
@@ -563,6 +766,7 @@ static int re_translate(const char *re, struct sbuf *out, const char **why)
             case 'S': rep = "[^[:space:]]"; break;
             default: break;
             }
+            cost[depth] += last = 1;
             if (rep) {
                 sb_add(out, rep);
                 p += 2;
@@ -595,12 +799,24 @@ static int re_translate(const char *re, struct sbuf *out, const char **why)
         }
         sb_addn(out, p, 1);
         p++;
+        cost[depth] += last = 1;
     }
+    if (depth != 0) {
+        *why = "a ( is not closed";
+        return -1;
+    }
+    if (cost[0] > RE_MAX_COST) {
+        *why = "the pattern is too large once its repetitions are expanded";
+        return -1;
+    }
+    if (total)
+        *total = cost[0] > 0 ? cost[0] : 1;
     return 0;
 }
 
 struct re_entry {
     char *pattern;       /* the pattern as the CRD has it (the key) */
+    long cost;           /* its size with repetitions expanded */
     regex_t re;
     unsigned long used;  /* for evicting the least recently used */
 };
@@ -610,7 +826,7 @@ static struct re_entry re_cache[AS_SCHEMA_REGEX_CACHE];
 static unsigned long re_clock;
 
 /* Compiles pattern (translated) into re; -1 with a message in why. */
-static int re_compile(const char *pattern, regex_t *re, char *why, size_t whylen)
+static int re_compile_cost(const char *pattern, regex_t *re, char *why, size_t whylen, long *cost)
 {
     const char *w = NULL;
     size_t len = strlen(pattern);
@@ -626,7 +842,7 @@ static int re_compile(const char *pattern, regex_t *re, char *why, size_t whylen
         return -1;
     }
     ere.b[0] = '\0';
-    if (re_translate(pattern, &ere, &w) < 0) {
+    if (re_translate_cost(pattern, &ere, &w, cost) < 0) {
         snprintf(why, whylen, "%s", w);
         free(ere.b);
         return -1;
@@ -642,10 +858,17 @@ static int re_compile(const char *pattern, regex_t *re, char *why, size_t whylen
     return 0;
 }
 
+static int re_compile(const char *pattern, regex_t *re, char *why, size_t whylen)
+{
+    long cost;
+    return re_compile_cost(pattern, re, why, whylen, &cost);
+}
+
 /* 1 when s (len bytes) matches pattern, 0 when not, -1 when the pattern
  * does not compile (why set). Compiled patterns are kept, at most
  * AS_SCHEMA_REGEX_CACHE of them, the least recently used going first. */
-static int re_match(const char *pattern, const char *s, size_t len, char *why, size_t whylen)
+static int re_match_budget(const char *pattern, const char *s, size_t len, char *why, size_t whylen,
+                           unsigned long long *budget)
 {
     int rc;
     pthread_mutex_lock(&re_lock);
@@ -662,7 +885,8 @@ static int re_match(const char *pattern, const char *s, size_t len, char *why, s
     }
     if (!e) {
         regex_t re;
-        if (re_compile(pattern, &re, why, whylen) < 0) {
+        long cost = 1;
+        if (re_compile_cost(pattern, &re, why, whylen, &cost) < 0) {
             pthread_mutex_unlock(&re_lock);
             return -1;
         }
@@ -678,10 +902,20 @@ static int re_match(const char *pattern, const char *s, size_t len, char *why, s
             free(victim->pattern);
         }
         victim->pattern = copy;
+        victim->cost = cost;
         victim->re = re;
         e = victim;
     }
     e->used = ++re_clock;
+    /* glibc's matcher does work in proportion to the input times the
+     * pattern's expanded size: bounded per call of as_schema_apply */
+    unsigned long long work = (unsigned long long)(len + 1) * (unsigned long long)e->cost;
+    if (budget && work > *budget) {
+        pthread_mutex_unlock(&re_lock);
+        return -2;
+    }
+    if (budget)
+        *budget -= work;
     regmatch_t m[1] = {{0, (regoff_t)len}};
     rc = regexec(&e->re, s, 1, m, REG_STARTEND) == 0;
     pthread_mutex_unlock(&re_lock);
@@ -697,6 +931,7 @@ struct walk {
     int too_deep;       /* reported once */
     int no_unknown;     /* do not record pruned paths (defaults in a check) */
     size_t budget;      /* validate() calls left */
+    unsigned long long re_budget; /* pattern-matching work left (see re_match_budget) */
     int over_budget;    /* reported once */
 };
 
@@ -1061,6 +1296,10 @@ static void check_enum(struct walk *w, json_t *s, json_t *x)
             sb_add(&m, ", ");
         if (json_is_string(e)) {
             sb_quote(&m, json_string_value(e), json_string_length(e));
+        } else if (json_is_number(e)) {
+            SBUF(num);
+            sb_json_float(&num, json_number_value(e));
+            sb_quote(&m, num.b, num.n);
         } else {
             char buf[128];
             size_t n = json_dumpb(e, buf, sizeof buf, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -1085,9 +1324,12 @@ static void check_string(struct walk *w, json_t *s, json_t *x)
     const char *pat = json_string_value(json_object_get(s, "pattern"));
     if (pat) {
         char why[160];
-        int m = re_match(pat, str, len, why, sizeof why);
+        int m = re_match_budget(pat, str, len, why, sizeof why, &w->re_budget);
         if (m == 0)
             cause_invalid(w, x, "FieldValueInvalid", "should match '%s'", pat);
+        else if (m == -2)
+            cause_invalid(w, x, "FieldValueInvalid", "is too long to be checked against pattern '%s' (%zu bytes)",
+                          pat, len);
         else if (m < 0)
             cause_invalid(w, x, "FieldValueInvalid", "cannot be checked against pattern '%s': %s", pat, why);
     }
@@ -1111,7 +1353,7 @@ static void check_number(struct walk *w, json_t *s, json_t *x)
         if (excl ? !(v > m) : !(v >= m)) {
             b.n = 0;
             b.b[0] = '\0';
-            sb_number(&b, min);
+            sb_go_float(&b, json_number_value(min));
             cause_invalid(w, x, "FieldValueInvalid", "should be greater than %s%s", excl ? "" : "or equal to ", b.b);
         }
     }
@@ -1121,7 +1363,7 @@ static void check_number(struct walk *w, json_t *s, json_t *x)
         if (excl ? !(v < m) : !(v <= m)) {
             b.n = 0;
             b.b[0] = '\0';
-            sb_number(&b, max);
+            sb_go_float(&b, json_number_value(max));
             cause_invalid(w, x, "FieldValueInvalid", "should be less than %s%s", excl ? "" : "or equal to ", b.b);
         }
     }
@@ -1134,7 +1376,7 @@ static void check_number(struct walk *w, json_t *s, json_t *x)
         if (!whole) {
             b.n = 0;
             b.b[0] = '\0';
-            sb_number(&b, mul);
+            sb_go_float(&b, json_number_value(mul));
             cause_invalid(w, x, "FieldValueInvalid", "should be a multiple of %s", b.b);
         }
     }
@@ -1475,6 +1717,7 @@ int as_schema_apply(json_t *schema, json_t *obj, struct as_causes *c)
     w->c = c;
     w->causes = c->causes;
     w->budget = AS_SCHEMA_BUDGET;
+    w->re_budget = AS_SCHEMA_RE_BUDGET;
     rc = schema_apply(w, schema, obj, 1);
     free(w);
     return rc;
@@ -1532,6 +1775,7 @@ static void check_default(struct walk *w, json_t *s)
     sub->c = &scratch;
     sub->causes = scratch.causes;
     sub->budget = AS_SCHEMA_BUDGET;
+    sub->re_budget = AS_SCHEMA_RE_BUDGET;
     /* inner paths read "default.x": the cause field is this node's path
      * plus that, the messages name "default.x in body" */
     path_key(&sub->path, "default");

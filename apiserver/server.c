@@ -360,7 +360,8 @@ static void do_get(struct as_req *r)
             as_wctx_free(&c);
             return;
         }
-        json_t *t = as_table_new(r->res, as_meta_str(obj, "resourceVersion") ? as_meta_str(obj, "resourceVersion") : "", 1);
+        const char *rv = as_meta_str(obj, "resourceVersion");
+        json_t *t = as_table_new(r->res, rv ? rv : "", 1);
         json_array_append_new(json_object_get(t, "rows"),
                               as_table_row(r->srv, r->res, obj, include, (int64_t)time(NULL)));
         json_decref(obj);
@@ -657,6 +658,32 @@ static void do_version(struct as_req *r)
                           "2024-12-11T00:00:00Z", "goVersion", "go1.23.0", "compiler", "gc",
                           "platform", "linux/amd64");
     send_json(r, 200, v, NULL);
+}
+
+/* GET /openapi/v2: kubectl 1.27 and 1.28 fetch it (as gnostic protobuf)
+ * before apply and fail without it. The types are described in v3 only
+ * (which those versions also read to leave validation to the server); this
+ * document is valid and empty, so for strategic merge patches they use the
+ * types compiled into them, as kubectl 1.32 does here. */
+static void do_openapi_v2(struct as_req *r)
+{
+    size_t n = 0;
+    const char *acc = mg_httpd_req_header(r->hreq, "Accept", &n);
+    if (acc && memmem(acc, n, "protobuf", 8)) {
+        /* Document{swagger: "2.0", info: {title, version}, paths: {}} */
+        static const char doc[] = "\x0a\x03" "2.0"
+                                  "\x12\x1a" "\x0a\x09" "modelgate" "\x12\x0d" "v1.32.0+mg-v2"
+                                  "\x42\x00";
+        struct mg_h1_header h[] = {
+            MG_HTTPD_HDR("Content-Type", "application/octet-stream")};
+        access_log(r, 200);
+        mg_httpd_respond(r->hreq, 200, h, 1, doc, sizeof doc - 1);
+        return;
+    }
+    send_json(r, 200,
+              json_pack("{s:s, s:{s:s, s:s}, s:{}, s:{}}", "swagger", "2.0", "info", "title",
+                        "modelgate", "version", AS_KUBE_GIT_VERSION, "paths", "definitions"),
+              NULL);
 }
 
 static void do_openapi(struct as_req *r)
@@ -1040,6 +1067,8 @@ static void on_request(struct mg_httpd_req *hreq, void *data)
         }
         if (r->nseg >= 2 && !strcmp(r->seg[1], "v3"))
             do_openapi(r);
+        else if (r->nseg == 2 && !strcmp(r->seg[1], "v2"))
+            do_openapi_v2(r);
         else
             send_not_found(r);
         return;
@@ -1265,16 +1294,28 @@ int as_server_start(struct as_server *srv, const struct as_opts *opts, const cha
 {
     int rc;
     srv->opts = *opts;
-    if (opts->token_file && (rc = read_token(opts->token_file, &srv->token, err)) < 0)
+    if (opts->token_file && (rc = read_token(opts->token_file, &srv->token, err)) < 0) {
+        snprintf(srv->errbuf, sizeof srv->errbuf, "%s (%s)%s%s", *err, opts->token_file,
+                 rc != -EINVAL && rc != -EFBIG ? ": " : "",
+                 rc != -EINVAL && rc != -EFBIG ? strerror(-rc) : "");
+        *err = srv->errbuf;
         return rc;
+    }
     /* --data names a directory to use: created when missing (its parent
      * must exist). */
     if (mkdir(opts->data_dir, 0700) == -1 && errno != EEXIST) {
-        *err = "--data: cannot create the directory";
-        return -errno;
+        rc = -errno;
+        snprintf(srv->errbuf, sizeof srv->errbuf, "--data %s: cannot create the directory: %s",
+                 opts->data_dir, strerror(-rc));
+        *err = srv->errbuf;
+        return rc;
     }
     if ((rc = as_store_open(opts->data_dir, opts->watch_history, &srv->store, err)) < 0)
         return rc;
+    if (opts->fsync && (rc = as_store_set_sync(srv->store, 1)) < 0) {
+        *err = "--fsync: cannot switch the database to synchronous=FULL";
+        return rc;
+    }
     if ((rc = as_registry_new(&srv->reg)) < 0) {
         *err = "cannot set up the registry of served types";
         return rc;
@@ -1319,17 +1360,25 @@ int as_server_start(struct as_server *srv, const struct as_opts *opts, const cha
     cfg.limits.max_head = 64 << 10;
     if (!srv->token)
         cfg.xprt = &loopback_factory;
-    if ((rc = mg_httpd_new(srv->loop, &cfg, &srv->httpd, err)) < 0)
+    if ((rc = mg_httpd_new(srv->loop, &cfg, &srv->httpd, err)) < 0) {
+        snprintf(srv->errbuf, sizeof srv->errbuf, "--listen %s: %s", opts->listen,
+                 *err ? *err : strerror(-rc));
+        *err = srv->errbuf;
         return rc;
+    }
     int port = mg_httpd_port(srv->httpd);
-    if (opts->kubeconfig_out && (rc = write_kubeconfig(srv, opts->kubeconfig_out, port, err)) < 0)
+    if (opts->kubeconfig_out && (rc = write_kubeconfig(srv, opts->kubeconfig_out, port, err)) < 0) {
+        snprintf(srv->errbuf, sizeof srv->errbuf, "%s (%s): %s", *err, opts->kubeconfig_out,
+                 strerror(-rc));
+        *err = srv->errbuf;
         return rc;
+    }
     if (!srv->token)
         mg_log(MG_LOG_INFO, "no --token-file: requests are not authenticated, so only loopback "
                             "peers are accepted");
     mg_log(MG_LOG_INFO, "listening", "listen", MG_S(opts->listen), "port", MG_I(port), "data",
            MG_S(opts->data_dir), "resourceVersion", MG_U(as_store_rv(srv->store)),
-           "simulate_workloads", MG_B(opts->simulate_workloads));
+           "simulate_workloads", MG_B(opts->simulate_workloads), "fsync", MG_B(opts->fsync));
     return 0;
 }
 

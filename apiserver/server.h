@@ -34,6 +34,7 @@ struct as_opts {
     const char *data_dir;
     const char *token_file;
     const char *kubeconfig_out;
+    int fsync;                     /* fsync every commit (power-loss safe) */
     int simulate_workloads;
     uint64_t simulate_delay_ms;
     unsigned watch_history;        /* events kept for watches; 0: the store's default */
@@ -56,6 +57,7 @@ struct as_server {
     struct as_gc *gc;
     struct as_workload *wl;
     uint64_t service_ip_seq;      /* the next ClusterIP handed out */
+    char errbuf[1024];            /* as_server_start's message */
 };
 
 /* An error for the client, turned into a Status by the HTTP side. */
@@ -137,6 +139,10 @@ void as_validate_builtin(const struct as_resource *res, json_t *obj, json_t *cau
  * Kubernetes does). */
 void as_default_builtin(struct as_server *srv, const struct as_resource *res, json_t *obj,
                         int create);
+/* Unknown fields of metadata (any type) and at the top level of built-in
+ * types: removed from obj (typed decoding drops them) and their paths
+ * (".metadata.nmae", ".dat") appended to unknown, for fieldValidation. */
+void as_unknown_fields(const struct as_resource *res, json_t *obj, json_t *unknown);
 /* Adds a cause {reason, message, field} to causes. */
 void as_cause_add(json_t *causes, const char *reason, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -155,10 +155,13 @@ static const char *check_label_value(const char *v)
 
 static int bad_type(char *bad, size_t badn, const char *field, const char *want, json_t *v)
 {
-    snprintf(bad, badn,
-             "json: cannot unmarshal %s into Go struct field ObjectMeta.%s of type %s",
-             json_is_string(v) ? "string" : json_is_number(v) ? "number" : json_is_boolean(v) ? "bool" : json_is_array(v) ? "array" : "object",
-             field, want);
+    const char *got = json_is_string(v)    ? "string"
+                      : json_is_number(v)  ? "number"
+                      : json_is_boolean(v) ? "bool"
+                      : json_is_array(v)   ? "array"
+                                           : "object";
+    snprintf(bad, badn, "json: cannot unmarshal %s into Go struct field ObjectMeta.%s of type %s",
+             got, field, want);
     return -1;
 }
 
@@ -561,5 +564,86 @@ void as_default_builtin(struct as_server *srv, const struct as_resource *res, js
                     json_pack("{s:s, s:{s:s, s:s}}", "type", "RollingUpdate", "rollingUpdate",
                               "maxUnavailable", "25%", "maxSurge", "25%"));
         default_podspec(as_json_path_get(spec, "template.spec"));
+    }
+}
+
+/* --- unknown fields of typed objects ---------------------------------------- */
+
+static const char *const meta_fields[] = {
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields", NULL,
+};
+
+struct top_fields {
+    const char *group, *resource;
+    const char *const *fields;
+};
+
+static const char *const f_spec_status[] = {"spec", "status", NULL};
+static const char *const f_spec[] = {"spec", NULL};
+static const char *const f_configmap[] = {"data", "binaryData", "immutable", NULL};
+static const char *const f_secret[] = {"data", "stringData", "type", "immutable", NULL};
+static const char *const f_sa[] = {"secrets", "imagePullSecrets", "automountServiceAccountToken",
+                                   NULL};
+static const char *const f_event[] = {
+    "involvedObject", "reason", "message", "source", "firstTimestamp", "lastTimestamp", "count",
+    "type", "eventTime", "series", "action", "related", "reportingComponent",
+    "reportingInstance", NULL,
+};
+
+static const struct top_fields top_fields[] = {
+    {"", "namespaces", f_spec_status},
+    {"", "configmaps", f_configmap},
+    {"", "secrets", f_secret},
+    {"", "services", f_spec_status},
+    {"", "serviceaccounts", f_sa},
+    {"", "events", f_event},
+    {"", "pods", f_spec_status},
+    {"apps", "deployments", f_spec_status},
+    {"coordination.k8s.io", "leases", f_spec},
+    {"apiextensions.k8s.io", "customresourcedefinitions", f_spec_status},
+};
+
+static int listed(const char *const *l, const char *s)
+{
+    for (; *l; l++)
+        if (!strcmp(*l, s))
+            return 1;
+    return 0;
+}
+
+void as_unknown_fields(const struct as_resource *res, json_t *obj, json_t *unknown)
+{
+    void *tmp;
+    const char *k;
+    json_t *v;
+    char path[300];
+    json_t *meta = json_object_get(obj, "metadata");
+    if (json_is_object(meta)) {
+        json_object_foreach_safe(meta, tmp, k, v) {
+            if (!listed(meta_fields, k)) {
+                snprintf(path, sizeof path, ".metadata.%s", k);
+                json_array_append_new(unknown, json_string(path));
+                json_object_del(meta, k);
+            }
+        }
+    }
+    if (!res->builtin)
+        return;   /* the CRD's schema judges the rest */
+    const char *const *fields = NULL;
+    for (size_t i = 0; i < sizeof top_fields / sizeof top_fields[0]; i++)
+        if (!strcmp(res->group, top_fields[i].group) &&
+            !strcmp(res->resource, top_fields[i].resource))
+            fields = top_fields[i].fields;
+    if (!fields)
+        return;
+    json_object_foreach_safe(obj, tmp, k, v) {
+        if (strcmp(k, "apiVersion") && strcmp(k, "kind") && strcmp(k, "metadata") &&
+            !listed(fields, k)) {
+            snprintf(path, sizeof path, ".%s", k);
+            json_array_append_new(unknown, json_string(path));
+            json_object_del(obj, k);
+        }
     }
 }

@@ -22,7 +22,8 @@ writer() {
         out=$(curl -s --max-time 5 -w ' %{http_code}' -X POST "${JSON[@]}" "$U$CM" \
             -d "{\"metadata\":{\"name\":\"d$i\"},\"data\":{\"i\":\"$i\"}}") || break
         [ "${out##* }" = 201 ] || break
-        printf 'd%s %s\n' "$i" "$(jq -r .metadata.resourceVersion <<<"${out% *}")" >>"$acked"
+        [[ "$out" =~ \"resourceVersion\":\"([0-9]+)\" ]] || break
+        printf 'd%s %s\n' "$i" "${BASH_REMATCH[1]}" >>"$acked"
     done
 }
 writer &
@@ -37,12 +38,13 @@ echo "# $n writes acknowledged before kill -9"
 check "writes were acknowledged before the kill" [ "$n" -ge 100 ]
 maxrv=$(awk '{print $2}' "$acked" | sort -n | tail -n 1)
 
-as_start srv2 || bail "apiserver did not restart: $(cat "$MG_TMP/srv2.log")"
+as_start srv2 --fsync || bail "apiserver did not restart: $(cat "$MG_TMP/srv2.log")"
 jget "$CM" | jq -r '.items[] | "\(.metadata.name) \(.metadata.resourceVersion)"' | sort >"$MG_TMP/stored"
 missing=$(sort "$acked" | comm -23 - "$MG_TMP/stored" | head -n 5)
 check_eq "every acknowledged write survived kill -9 (same name and resourceVersion)" "$missing" ""
 rv=$(curl -s --max-time 5 -X POST "${JSON[@]}" "$U$CM" -d '{"metadata":{"name":"after-restart"}}' | jq -r .metadata.resourceVersion)
 check "the resourceVersion keeps rising after the restart ($maxrv -> $rv)" [ "$rv" -gt "$maxrv" ]
+check "the restarted server runs with --fsync" grep -q '"fsync":true' "$MG_TMP/srv2.log"
 listrv=$(jget "$CM" | jq -r .metadata.resourceVersion)
 check_eq "a list's resourceVersion is the newest write's" "$listrv" "$rv"
 

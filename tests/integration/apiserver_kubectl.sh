@@ -289,5 +289,30 @@ contains "--validate=warn warns about the unknown field" "$out" 'unknown field "
 contains "--validate=warn creates the object" "$out" "widget.test.modelgate.dev/bad2 created"
 check_eq "the unknown field was pruned" "$(k get widget bad2 -o jsonpath='{.spec}')" '{"color":"blue","replicas":1,"size":"small"}'
 
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\n  lables: {a: b}\ndat:\n  k: v\n' >"$M/typo.yaml"
+out=$(k apply -f "$M/typo.yaml" 2>&1)
+contains "typos in a built-in object are refused under strict validation" "$out" \
+    'strict decoding error: unknown field "metadata.lables", unknown field "dat"'
+
+# Every kubectl the dispatcher can run (1.27 to 1.33 here), called
+# directly: apply, get with columns, delete.
+kdir=$(dirname "$(readlink -f "$(command -v kubectl)")")
+nver=0
+for kv in "$kdir"/kubectl.1.*; do
+    [ -x "$kv" ] || continue
+    v=${kv##*/kubectl.}
+    n=w-${v//./-}
+    nver=$((nver + 1))
+    widget "$n" large >"$M/$n.yaml"
+    out=$(timeout 30 "$kv" --cache-dir "$KCACHE-$v" apply -f "$M/$n.yaml" 2>&1)
+    check_eq "kubectl $v: apply" "$out" "widget.test.modelgate.dev/$n created"
+    out=$(timeout 30 "$kv" --cache-dir "$KCACHE-$v" get widget "$n" 2>&1)
+    check_eq "kubectl $v: get prints the columns" "$(awk 'NR==1 {print $1, $2, $3} NR==2 {print $1, $2, $3}' <<<"$out" | tr '\n' ' ')" \
+        "NAME SIZE REPLICAS $n large 1 "
+    out=$(timeout 30 "$kv" --cache-dir "$KCACHE-$v" delete widget "$n" 2>&1)
+    check_eq "kubectl $v: delete" "$out" "widget.test.modelgate.dev \"$n\" deleted"
+done
+[ "$nver" -gt 0 ] || skip "other kubectl versions" "no kubectl.1.* next to $(command -v kubectl)"
+
 as_stop srv
 finish

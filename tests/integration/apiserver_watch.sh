@@ -109,6 +109,10 @@ check_eq "the ERROR is a 410 Expired Status" "$(jq -r '"\(.type) \(.object.kind)
     "ERROR Status 410 Expired"
 check "the stream closes after the 410 (${ms} ms)" [ "$ms" -lt 3000 ]
 
+out=$(watch "resourceVersion=999999999" 5)
+check_eq "a watch from a future resourceVersion gets a 504 ERROR, then the end" \
+    "$(jq -r '"\(.type) \(.object.code) \(.object.details.causes[0].reason)"' <<<"$out")" "ERROR 504 ResourceVersionTooLarge"
+
 # A client that stops reading is cut, not buffered without bound.
 big=$(head -c 1000000 /dev/zero | tr '\0' 'a')
 exec 3<>"/dev/tcp/127.0.0.1/$AS_PORT"

@@ -6,6 +6,16 @@
 #include "apiserver/schema.c"
 #include "tests/unit/test.h"
 
+static int re_match(const char *pattern, const char *s, size_t len, char *why, size_t whylen)
+{
+    return re_match_budget(pattern, s, len, why, whylen, NULL);
+}
+
+static int re_translate(const char *re, struct sbuf *out, const char **why)
+{
+    return re_translate_cost(re, out, why, NULL);
+}
+
 /* Rows list only the fields they need. */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -347,7 +357,7 @@ static const struct ccase check_cases[] = {
        "POSIX regular expressions lack"}}},
     {"an unbalanced pattern", "{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\",\"pattern\":\"(a\"}}}",
      {{P ".properties[s].pattern", "FieldValueInvalid",
-       "Invalid value: \"(a\": must be a valid regular expression, but isn't: Unmatched ( or \\("}}},
+       "Invalid value: \"(a\": must be a valid regular expression, but isn't: a ( is not closed"}}},
     {"a default that fails its schema", "{\"type\":\"object\",\"properties\":{\"r\":{\"type\":\"integer\",\"minimum\":0,\"default\":-1}}}",
      {{P ".properties[r].default", "FieldValueInvalid", "Invalid value: -1: default in body should be greater than or equal to 0"}}},
     {"a default of the wrong type, nested", "{\"type\":\"object\",\"properties\":{\"o\":{\"type\":\"object\","
@@ -416,6 +426,10 @@ static void t_patterns(void)
         {"^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$",
          "1Gi", "1GiB"},
         {"^https?://[^/]+(/.*)?$", "http://10.0.0.5:8000/v1", "ftp://x"},
+        {"^a{2,3}$", "aaa", "a"},
+        {"^x{$", "x{", "x"},
+        {"^{foo}$", "{foo}", "foo"},
+        {"^[a-z0-9]{1,63}(\\.[a-z0-9]{1,63})*$", "a.b9", "a..b"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char why[200] = "";
@@ -431,7 +445,10 @@ static void t_patterns(void)
         }
     }
     static const char *const refused[] = {"(?i)abc", "a*?", "a+?", "\\bword", "\\p{L}", "(?P<n>x)", "(?=x)",
-                                          "(?!x)", "a++", "[\\p{L}]", "\\Qa\\E", "\\1", "[a", "a\\"};
+                                          "(?!x)", "a++", "[\\p{L}]", "\\Qa\\E", "\\1", "[a", "a\\",
+                                          /* what RE2 refuses and glibc would grind on */
+                                          "a**", "\\+*****", "*a", "^*", "a|*b", "a{1001}", "a{3,2}",
+                                          "((a{1000}){1000}){1000}", "(a"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         regex_t re;
         char why[200] = "";
@@ -462,6 +479,55 @@ static size_t cache_used(void)
     for (size_t i = 0; i < AS_SCHEMA_REGEX_CACHE; i++)
         n += re_cache[i].pattern != NULL;
     return n;
+}
+
+/* Numbers in messages are printed as Go prints them (kube-apiserver's
+ * %v of a float64, and encoding/json for enum values). */
+static void t_go_numbers(void)
+{
+    static const struct {
+        double d;
+        const char *g, *json;
+    } rows[] = {
+        {0, "0", "0"},
+        {1, "1", "1"},
+        {100, "100", "100"},
+        {999999, "999999", "999999"},
+        {1e6, "1e+06", "1000000"},
+        {1234567, "1.234567e+06", "1234567"},
+        {1.5, "1.5", "1.5"},
+        {-2.25, "-2.25", "-2.25"},
+        {0.1, "0.1", "0.1"},
+        {0.0001, "0.0001", "0.0001"},
+        {0.00001, "1e-05", "0.00001"},
+        {-2.5e-7, "-2.5e-07", "-2.5e-7"},
+        {123456.789, "123456.789", "123456.789"},
+        {1e20, "1e+20", "100000000000000000000"},
+        {1e21, "1e+21", "1e+21"},
+        {1e100, "1e+100", "1e+100"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        SBUF(g);
+        SBUF(js);
+        sb_go_float(&g, rows[i].d);
+        sb_json_float(&js, rows[i].d);
+        CHECK_EQ_STR(g.b, rows[i].g);
+        CHECK_EQ_STR(js.b, rows[i].json);
+    }
+    json_t *schema = J("{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"number\",\"maximum\":1000000},"
+                       "\"e\":{\"type\":\"number\",\"enum\":[1000000,0.1]}}}");
+    json_t *obj = J("{\"n\":2500000.5,\"e\":3}");
+    struct as_causes cz;
+    as_causes_init(&cz);
+    CHECK_EQ_INT(as_schema_apply(schema, obj, &cz), -EINVAL);
+    REQUIRE(json_array_size(cz.causes) == 2);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(cz.causes, 0), "message")),
+                 "Invalid value: 2.5000005e+06: n in body should be less than or equal to 1e+06");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(cz.causes, 1), "message")),
+                 "Unsupported value: 3: supported values: \"1000000\", \"0.1\"");
+    as_causes_free(&cz);
+    json_decref(obj);
+    json_decref(schema);
 }
 
 /* The cache never holds more than its size, and evicted patterns still
@@ -585,6 +651,33 @@ static void t_combinator_budget(void)
     json_decref(schema);
 }
 
+/* Matching a huge value against a large pattern would hold the loop for
+ * seconds in glibc's matcher: past a budget the value is refused instead. */
+static void t_pattern_work_bounded(void)
+{
+    json_t *schema = J("{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\",\"pattern\":\"^a{0,1000}$\"}}}");
+    size_t n = 600000;
+    char *big = malloc(n + 1);
+    REQUIRE(big != NULL);
+    memset(big, 'a', n);
+    big[n] = '\0';
+    json_t *obj = json_pack("{s:s}", "s", big);
+    struct as_causes cz;
+    as_causes_init(&cz);
+    CHECK_EQ_INT(as_schema_apply(schema, obj, &cz), -EINVAL);
+    const char *msg = json_string_value(json_object_get(json_array_get(cz.causes, 0), "message"));
+    CHECK(msg && strstr(msg, "s in body is too long to be checked against pattern '^a{0,1000}$' (600000 bytes)"));
+    as_causes_free(&cz);
+    json_decref(obj);
+    obj = J("{\"s\":\"aaa\"}");
+    as_causes_init(&cz);
+    CHECK_EQ_INT(as_schema_apply(schema, obj, &cz), 0);
+    as_causes_free(&cz);
+    json_decref(obj);
+    json_decref(schema);
+    free(big);
+}
+
 /* Causes accumulate across calls on the same collector; the result of each
  * call reflects only its own. */
 static void t_causes_accumulate(void)
@@ -608,6 +701,8 @@ int main(void)
     run_apply_cases();
     run_check_cases();
     RUN(t_patterns);
+    RUN(t_go_numbers);
+    RUN(t_pattern_work_bounded);
     RUN(t_pattern_cache_bounded);
     RUN(t_depth_cap);
     RUN(t_causes_bounded);
