@@ -4,10 +4,13 @@
  *
  *   apiserver_load create --connect H:P --namespace NS --count N --conns C
  *                         [--prefix P] [--data-bytes B] [--timeout-ms T]
+ *                         [--start I] [--lat-file F]
  *       POSTs the namespace (201, or 409 when it exists), then N ConfigMaps
- *       named P-000000.. with C requests in flight on C keep-alive
- *       connections. Every reply must be 201 with the object back (name,
- *       resourceVersion); the resourceVersions must all differ.
+ *       named P-<I>.. P-<I+N-1> (six digits) with C requests in flight on C
+ *       keep-alive connections. Every reply must be 201 with the object back
+ *       (name, resourceVersion); the resourceVersions must all differ.
+ *       --lat-file appends each create's latency (µs, one a line), so that
+ *       a driver running in rounds gets percentiles over all of them.
  *   apiserver_load list --connect H:P --namespace NS --expect N [--limit L]
  *                       [--repeat R] [--timeout-ms T]
  *       GET the namespace's configmaps, whole (limit 0) or in pages of L
@@ -23,10 +26,13 @@
  *       --pid it samples the server's VmRSS/VmHWM while the watches are open.
  *   apiserver_load sqlite --dir D --count N [--data-bytes B]
  *                         [--synchronous NORMAL|FULL|OFF] [--shape insert|store]
+ *                         [--start I] [--keep] [--lat-file F]
  *       The peer: N single-row transactions on D/peer.db in WAL mode, on
  *       the store's table. insert: BEGIN IMMEDIATE; INSERT; COMMIT (the
  *       floor). store: the statements apiserver/store.c runs per create
  *       (read the object's row, read and bump the global counter, insert).
+ *       --keep adds to the database of a previous round (rows from --start)
+ *       instead of starting afresh.
  *
  * Each mode prints one JSON line on stdout. Failures are told on stderr
  * with the exact request and the reply (status and the start of the body),
@@ -65,9 +71,11 @@
 static const char *prog = "apiserver_load";
 
 struct opts {
-    const char *connect, *ns, *prefix, *dir, *sync, *shape;
+    const char *connect, *ns, *prefix, *dir, *sync, *shape, *lat_file;
     long count, conns, data_bytes, limit, repeat, expect, watchers, writes, pid;
     long timeout_ms, write_timeout_ms;
+    long start;    /* first object index (create, sqlite): runs in rounds */
+    int keep;      /* sqlite: add to the database of a previous round */
 };
 
 static struct mg_loop *loop;
@@ -111,6 +119,26 @@ static double self_cpu_s(void)
         return -1;
     return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Appends latencies (ns) to path as microseconds, one a line, for a
+ * driver that runs in rounds and wants percentiles over all of them. */
+static int write_lat_file(const char *path, const uint64_t *v, size_t n)
+{
+    if (!path)
+        return 0;
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        return -errno;
+    }
+    for (size_t i = 0; i < n; i++)
+        fprintf(f, "%.1f\n", (double)v[i] / 1e3);
+    if (fclose(f) == EOF) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        return -EIO;
+    }
+    return 0;
 }
 
 static void proc_mem_kb(long pid, long *rss, long *hwm)
@@ -395,7 +423,7 @@ static void cslot_done(struct mg_httpc_req *req)
     uint64_t t = mg_now_ns() - s->t0;
     char name[128];
     int ok = 0;
-    snprintf(name, sizeof name, "%s-%06ld", cop->prefix, s->idx);
+    snprintf(name, sizeof name, "%s-%06ld", cop->prefix, cop->start + s->idx);
     if (s->status == 201 && s->reply_len == s->snip_len) {
         /* The object comes back, named, with the RV it was stored at. */
         json_t *o = json_loadb(s->snip, s->snip_len, 0, NULL);
@@ -443,8 +471,9 @@ static void cslot_start(struct cslot *s)
         char name[128];
         memset(&s->req, 0, sizeof s->req);
         s->idx = c_next++;
-        snprintf(name, sizeof name, "%s-%06ld", cop->prefix, s->idx);
-        s->body_len = cm_body(s->body, sizeof s->body, cop->ns, name, cop->data_bytes, s->idx);
+        snprintf(name, sizeof name, "%s-%06ld", cop->prefix, cop->start + s->idx);
+        s->body_len = cm_body(s->body, sizeof s->body, cop->ns, name, cop->data_bytes,
+                              cop->start + s->idx);
         s->status = 0;
         s->snip_len = s->reply_len = 0;
         s->snip[0] = 0;
@@ -536,6 +565,8 @@ static int mode_create(const struct opts *op)
            after.created, dup_rv,
            c_ok ? (double)c_obj_bytes / (double)c_ok : 0, slots[0].body_len, cpu);
     ret = (c_ok == op->count && !dup_rv && !timed_out) ? 0 : 1;
+    if (write_lat_file(op->lat_file, c_lat, c_nlat) < 0)
+        ret = 1;
 out:
     client_stop();
     free(slots);
@@ -1198,9 +1229,11 @@ static int mode_sqlite(const struct opts *op)
     }
     snprintf(path, sizeof path, "%s/peer.db", op->dir);
     snprintf(wal, sizeof wal, "%s-wal", path);
-    /* A fresh database each run. */
-    remove(path);
-    remove(wal);
+    /* A fresh database, unless this round adds to the last one's. */
+    if (!op->keep) {
+        remove(path);
+        remove(wal);
+    }
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                         SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         fprintf(stderr, "%s: cannot open %s: %s\n", prog, path,
@@ -1212,11 +1245,11 @@ static int mode_sqlite(const struct opts *op)
      * (keep them in step with it). */
     if (sql_exec(db, "PRAGMA journal_mode=WAL") < 0 || sql_exec(db, sql) < 0 ||
         sql_exec(db, "PRAGMA journal_size_limit=67108864") < 0 ||
-        sql_exec(db, "CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
-                     "CREATE TABLE objects (gr TEXT NOT NULL, ns TEXT NOT NULL,"
+        sql_exec(db, "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
+                     "CREATE TABLE IF NOT EXISTS objects (gr TEXT NOT NULL, ns TEXT NOT NULL,"
                      " name TEXT NOT NULL, rv INTEGER NOT NULL, data TEXT NOT NULL,"
                      " PRIMARY KEY (gr, ns, name));"
-                     "INSERT INTO meta (k, v) VALUES ('rv', 0);") < 0)
+                     "INSERT OR IGNORE INTO meta (k, v) VALUES ('rv', 0);") < 0)
         goto out;
     {
         /* WAL must really be on, as the store insists. */
@@ -1241,8 +1274,9 @@ static int mode_sqlite(const struct opts *op)
     for (long i = 0; i < op->count; i++) {
         char name[64];
         uint64_t t = mg_now_ns();
-        snprintf(name, sizeof name, "%s-%06ld", op->prefix, i);
-        data[0] = (char)('a' + i % 26);
+        long idx = op->start + i;
+        snprintf(name, sizeof name, "%s-%06ld", op->prefix, idx);
+        data[0] = (char)('a' + idx % 26);
         if (sql_step_done(db, st[BEGIN], SQLITE_DONE) < 0)
             goto out;
         if (store_shape) {
@@ -1256,12 +1290,12 @@ static int mode_sqlite(const struct opts *op)
         sqlite3_bind_text(st[INS], 1, "/configmaps", -1, SQLITE_STATIC);
         sqlite3_bind_text(st[INS], 2, op->ns, -1, SQLITE_STATIC);
         sqlite3_bind_text(st[INS], 3, name, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st[INS], 4, i + 1);
+        sqlite3_bind_int64(st[INS], 4, idx + 1);
         sqlite3_bind_text(st[INS], 5, data, (int)op->data_bytes, SQLITE_STATIC);
         if (sql_step_done(db, st[INS], SQLITE_DONE) < 0)
             goto out;
         if (store_shape) {
-            sqlite3_bind_int64(st[SETRV], 1, i + 1);
+            sqlite3_bind_int64(st[SETRV], 1, idx + 1);
             if (sql_step_done(db, st[SETRV], SQLITE_DONE) < 0)
                 goto out;
         }
@@ -1271,6 +1305,8 @@ static int mode_sqlite(const struct opts *op)
     }
     double secs = (double)(mg_now_ns() - t0) / 1e9;
     double cpu = self_cpu_s() - cpu0;
+    if (write_lat_file(op->lat_file, lat, (size_t)op->count) < 0)
+        goto out;
     qsort(lat, (size_t)op->count, sizeof *lat, cmp_u64);
     printf("{\"mode\":\"sqlite\",\"shape\":\"%s\",\"synchronous\":\"%s\",\"count\":%ld,"
            "\"row_bytes\":%ld,\"seconds\":%.3f,\"per_s\":%.1f,\"p50_ms\":%.4f,\"p99_ms\":%.4f,"
@@ -1295,12 +1331,12 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: %s create --connect H:P --namespace NS --count N --conns C [--prefix P]\n"
-            "                 [--data-bytes B] [--timeout-ms T]\n"
+            "                 [--data-bytes B] [--timeout-ms T] [--start I] [--lat-file F]\n"
             "       %s list --connect H:P --namespace NS --expect N [--limit L] [--repeat R]\n"
             "       %s watch --connect H:P --namespace NS --watchers W --writes K [--pid PID]\n"
             "                 [--write-timeout-ms T] [--prefix P]\n"
             "       %s sqlite --dir D --count N [--data-bytes B] [--synchronous NORMAL|FULL|OFF]\n"
-            "                 [--shape insert|store]\n",
+            "                 [--shape insert|store] [--start I] [--keep] [--lat-file F]\n",
             prog, prog, prog, prog);
 }
 
@@ -1334,7 +1370,9 @@ int main(int argc, char **argv)
         {"watchers", required_argument, NULL, 'W'},   {"writes", required_argument, NULL, 'K'},
         {"pid", required_argument, NULL, 'P'},        {"dir", required_argument, NULL, 'd'},
         {"synchronous", required_argument, NULL, 's'}, {"shape", required_argument, NULL, 'S'},
-        {"write-timeout-ms", required_argument, NULL, 'w'}, {0, 0, 0, 0},
+        {"write-timeout-ms", required_argument, NULL, 'w'}, {"start", required_argument, NULL, 'A'},
+        {"lat-file", required_argument, NULL, 'L'},   {"keep", no_argument, NULL, 'k'},
+        {0, 0, 0, 0},
     };
     if (argc < 2) {
         usage();
@@ -1351,6 +1389,9 @@ int main(int argc, char **argv)
         case 'd': op.dir = optarg; break;
         case 's': op.sync = optarg; break;
         case 'S': op.shape = optarg; break;
+        case 'L': op.lat_file = optarg; break;
+        case 'k': op.keep = 1; break;
+        case 'A': bad |= num_opt("start", optarg, 0, MAX_COUNT, &op.start); break;
         case 'N': bad |= num_opt("count", optarg, 1, MAX_COUNT, &op.count); break;
         case 'C': bad |= num_opt("conns", optarg, 1, MAX_CONNS, &op.conns); break;
         case 'b': bad |= num_opt("data-bytes", optarg, 1, MAX_DATA_BYTES, &op.data_bytes); break;

@@ -13,8 +13,12 @@
 #      as the objects the server stored (apiserver_load sqlite). The ratio
 #      apiserver creates/s / sqlite commits/s is what HTTP + JSON +
 #      validation + the store's bookkeeping cost over the storage floor.
-#      Also timed: the store's own statements per create (read the row,
-#      read and bump the counter, insert) without HTTP, for the breakdown.
+#      The disk and the cores are shared with other work, so 1 and 2 run
+#      in BENCH_AS_ROUNDS alternating rounds (peer, then apiserver, each
+#      count/rounds objects added to its own growing database); the ratio
+#      is the median of the rounds' ratios, rates and percentiles cover
+#      all rounds. Also timed once: the store's own statements per create
+#      (read the row, read and bump the counter, insert) without HTTP.
 # After the last C, on that server:
 #   3. list: the whole namespace in one reply, then in pages (limit 500 +
 #      continue), 3 times each; exactly BENCH_AS_COUNT items, in order;
@@ -32,7 +36,7 @@
 #
 #   bench/run-apiserver.sh            (make bench runs it after building)
 #   BENCH_AS_COUNT=10000 BENCH_AS_CONNS="1 16" BENCH_AS_WATCHERS=100
-#   BENCH_AS_WRITES=20 BENCH_AS_PAGE=500 BENCH_AS_STEP_SECONDS=300
+#   BENCH_AS_WRITES=20 BENCH_AS_PAGE=500 BENCH_AS_STEP_SECONDS=300 BENCH_AS_ROUNDS=5
 #   BENCH_AS_SERVER=build/bin/modelgate-apiserver
 #   BENCH_AS_FSYNC=1   the server with --fsync (synchronous=FULL), the peer
 #                      too; written to its own section, "... (--fsync)"
@@ -46,6 +50,7 @@ nwatchers=${BENCH_AS_WATCHERS:-100}
 nwrites=${BENCH_AS_WRITES:-20}
 page=${BENCH_AS_PAGE:-500}
 step_secs=${BENCH_AS_STEP_SECONDS:-300}
+rounds=${BENCH_AS_ROUNDS:-5}
 server=${BENCH_AS_SERVER:-$top/build/bin/modelgate-apiserver}
 load=$top/build/bench/apiserver_load
 results=$top/bench/RESULTS.md
@@ -62,9 +67,10 @@ die() { echo "run-apiserver: $*" >&2; exit 1; }
 [ -x "$server" ] || die "$server not built (make): there is no apiserver to measure"
 [ -x "$load" ] || die "$load not built (make tests)"
 command -v curl >/dev/null || die "curl not found"
-for v in "$count" "$nwatchers" "$nwrites" "$page" "$step_secs"; do
+for v in "$count" "$nwatchers" "$nwrites" "$page" "$step_secs" "$rounds"; do
     [[ "$v" =~ ^[1-9][0-9]{0,6}$ ]] || die "counts must be positive integers (got '$v')"
 done
+[ "$rounds" -le "$count" ] || die "BENCH_AS_ROUNDS ($rounds) is more than BENCH_AS_COUNT ($count)"
 
 # The peer commits as the store does: read its synchronous setting from
 # store.c (the PRAGMA it runs at open), NORMAL unless it says otherwise.
@@ -116,6 +122,10 @@ mem() { # PID -> "RSS HWM" in KiB
 cpu_s() { # PID -> user + system CPU seconds so far
     awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.3f", ($12 + $13) / t }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
+pctl() { # FILE P -> nearest-rank percentile of the numbers in FILE (µs), in ms
+    sort -n "$1" 2>/dev/null | awk -v p="$2" '{ v[NR] = $1 }
+        END { if (NR == 0) { print "n/a"; exit } r = int(p * NR + 0.999999); if (r < 1) r = 1; if (r > NR) r = NR; printf "%.3f", v[r] / 1000 }'
+}
 mib() { awk -v k="$1" 'BEGIN { if (k ~ /^[0-9]+$/) printf "%.1f", k / 1024; else print "n/a" }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
@@ -166,7 +176,7 @@ server_alive() { # STEP
 }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-declare -A cr peer_txt peer_mean peer_store srv_cpu srv_us peer_us per_obj rss_idle rss_created du_created du_stopped ratio_c conns_opened
+declare -A cr_rate cr_okn cr_client_cpu cr_conns_c cr_p50 cr_p99 cr_max peer_txt peer_mean peer_store srv_cpu srv_us peer_us per_obj rss_idle rss_created du_created du_stopped ratio_c conns_opened
 last_c=
 for c in $conns_list; do
     [[ "$c" =~ ^[1-9][0-9]{0,3}$ ]] || die "BENCH_AS_CONNS: connection counts (got '$c')"
@@ -191,37 +201,68 @@ for c in $conns_list; do
     [[ "${rowb:-0}" =~ ^[1-9][0-9]*$ ]] || rowb=500
     row_bytes=$rowb
 
-    # The peer right before and right after the creates, under the same
-    # conditions; the ratio uses their mean.
-    run_step "sqlite-before-c$c" peer_a "$load" sqlite --dir "$work/peer-c$c" --count "$count" \
-        --data-bytes "$rowb" --synchronous "$sync" --shape insert
-    cpu0=$(cpu_s "$srv_pid")
-    run_step "create-c$c" out "$load" create --connect "$srv_addr" --namespace "$ns" \
-        --count "$count" --conns "$c" --prefix cm --timeout-ms $((step_secs * 1000 - 5000))
-    cr[$c]=$out
-    server_alive "create (C=$c)" || continue
-    srv_cpu[$c]=$(awk -v a="$cpu0" -v b="$(cpu_s "$srv_pid")" 'BEGIN { printf "%.2f", b - a }')
+    # Rounds: the peer, then the apiserver, each adding count/rounds objects.
+    per=$((count / rounds))
+    rm -f "$work/lat-cr" "$work/lat-peer"
+    cr_secs=0 cr_ok=0 cr_ccpu=0 cr_conns=0 peer_secs=0 peer_cpu=0 srv_cpu_sum=0
+    round_ratios= round_txt= cr_fail=0
+    for r in $(seq "$rounds"); do
+        n=$per
+        [ "$r" -eq "$rounds" ] && n=$((count - per * (rounds - 1)))
+        first=$((per * (r - 1)))
+        keep=()
+        [ "$r" -gt 1 ] && keep=(--keep)
+        run_step "sqlite-c$c-r$r" pa "$load" sqlite --dir "$work/peer-c$c" --count "$n" \
+            --start "$first" ${keep[@]+"${keep[@]}"} --data-bytes "$rowb" --synchronous "$sync" \
+            --shape insert --lat-file "$work/lat-peer"
+        cpu0=$(cpu_s "$srv_pid")
+        run_step "create-c$c-r$r" out "$load" create --connect "$srv_addr" --namespace "$ns" \
+            --count "$n" --start "$first" --conns "$c" --prefix cm --lat-file "$work/lat-cr" \
+            --timeout-ms $((step_secs * 1000 - 5000))
+        cpu1=$(cpu_s "$srv_pid")
+        [ "$(jnum ok "$out")" = "$n" ] || cr_fail=1
+        read -r cr_secs cr_ok cr_ccpu peer_secs peer_cpu srv_cpu_sum < <(awk \
+            -v a="$cr_secs" -v b="$(jnum seconds "$out")" -v c="$cr_ok" -v d="$(jnum ok "$out")" \
+            -v e="$cr_ccpu" -v f="$(jnum client_cpu_s "$out")" -v g="$peer_secs" \
+            -v h="$(jnum seconds "$pa")" -v i="$peer_cpu" -v j="$(jnum cpu_s "$pa")" \
+            -v k="$srv_cpu_sum" -v l="$cpu0" -v m="$cpu1" \
+            'BEGIN { print a + b, c + d, e + f, g + h, i + j, k + (m - l) }')
+        cr_conns=$(jnum connections_opened "$out")
+        rr=$(ratio "$(jnum per_s "$out")" "$(jnum per_s "$pa")")
+        round_ratios+="$rr "
+        round_txt+="${round_txt:+, }$(awk -v a="$(jnum per_s "$out")" -v b="$(jnum per_s "$pa")" \
+            'BEGIN { printf "%.0f/%.0f", a, b }')"
+        echo "C=$c round $r: apiserver $(jnum per_s "$out") creates/s, sqlite $(jnum per_s "$pa") commits/s, ratio $rr"
+        server_alive "create (C=$c, round $r)" || break
+    done
+    [ -n "$srv_pid" ] || continue
+    srv_cpu[$c]=$(awk -v s="$srv_cpu_sum" 'BEGIN { printf "%.2f", s }')
     rss_created[$c]=$(mem "$srv_pid")
     du_created[$c]=$(du -sk "$data" | cut -f1)
-    run_step "sqlite-after-c$c" peer_b "$load" sqlite --dir "$work/peer-c$c" --count "$count" \
-        --data-bytes "$rowb" --synchronous "$sync" --shape insert
-    run_step "sqlite-store-c$c" out "$load" sqlite --dir "$work/peer-c$c" --count "$count" \
+    run_step "sqlite-store-c$c" out "$load" sqlite --dir "$work/peer-store-c$c" --count "$count" \
         --data-bytes "$rowb" --synchronous "$sync" --shape store
     peer_store[$c]=$out
-    rm -rf "$work/peer-c$c"
-    peer_txt[$c]=$(awk -v a="$(jnum per_s "$peer_a")" -v b="$(jnum per_s "$peer_b")" \
-        'BEGIN { printf "%s, %s", a == "" ? "n/a" : sprintf("%.0f", a), b == "" ? "n/a" : sprintf("%.0f", b) }')
-    peer_mean[$c]=$(awk -v a="$(jnum per_s "$peer_a")" -v b="$(jnum per_s "$peer_b")" \
-        'BEGIN { if (a > 0 && b > 0) printf "%.1f", (a + b) / 2; else print "n/a" }')
+    rm -rf "$work/peer-c$c" "$work/peer-store-c$c"
+
+    cr_rate[$c]=$(awk -v n="$cr_ok" -v t="$cr_secs" 'BEGIN { if (t > 0) printf "%.1f", n / t; else print "n/a" }')
+    cr_okn[$c]=$cr_ok
+    cr_client_cpu[$c]=$(awk -v s="$cr_ccpu" 'BEGIN { printf "%.2f", s }')
+    cr_conns_c[$c]=$cr_conns
+    cr_p50[$c]=$(pctl "$work/lat-cr" 0.50)
+    cr_p99[$c]=$(pctl "$work/lat-cr" 0.99)
+    cr_max[$c]=$(pctl "$work/lat-cr" 1)
+    peer_mean[$c]=$(awk -v n="$count" -v t="$peer_secs" 'BEGIN { if (t > 0) printf "%.1f", n / t; else print "n/a" }')
+    peer_txt[$c]=$round_txt
+    ratio_c[$c]=$(tr ' ' '\n' <<<"$round_ratios" | grep -E '^[0-9.]+$' | sort -n |
+        awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
     # CPU time per operation depends far less on the machine's other load
     # than throughput does (a starved process waits, it does not burn CPU).
-    srv_us[$c]=$(awk -v s="${srv_cpu[$c]}" -v n="$count" 'BEGIN { printf "%.0f", s * 1e6 / n }')
-    peer_us[$c]=$(awk -v a="$(jnum cpu_s "$peer_a")" -v b="$(jnum cpu_s "$peer_b")" -v n="$count" \
-        'BEGIN { if (a > 0 && b > 0) printf "%.0f", (a + b) / 2 * 1e6 / n; else print "n/a" }')
+    srv_us[$c]=$(awk -v s="$srv_cpu_sum" -v n="$count" 'BEGIN { printf "%.0f", s * 1e6 / n }')
+    peer_us[$c]=$(awk -v s="$peer_cpu" -v n="$count" 'BEGIN { printf "%.0f", s * 1e6 / n }')
     per_obj[$c]=$(awk -v a="${rss_idle[$c]%% *}" -v b="${rss_created[$c]%% *}" -v n="$count" \
         'BEGIN { printf "%.1f", (b - a) / n }')
-    ratio_c[$c]=$(ratio "$(jnum per_s "${cr[$c]}")" "${peer_mean[$c]}")
-    echo "C=$c: apiserver $(jnum per_s "${cr[$c]}") creates/s (server CPU ${srv_cpu[$c]} s), sqlite ${peer_mean[$c]} commits/s, ratio ${ratio_c[$c]}"
+    [ "$cr_fail" = 0 ] || problem "not every create of the C=$c run was acknowledged (see above)"
+    echo "C=$c: apiserver ${cr_rate[$c]} creates/s (server CPU ${srv_cpu[$c]} s), sqlite ${peer_mean[$c]} commits/s, ratio ${ratio_c[$c]} (median of rounds)"
 
     if [ "$c" = "$last_c" ]; then
         cpu0=$(cpu_s "$srv_pid")
@@ -274,7 +315,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 create_rows=
 for c in $conns_list; do
-    create_rows+="| $c | $(f ok "${cr[$c]-}")/$count | $(f per_s "${cr[$c]-}") | $(f p50_ms "${cr[$c]-}") | $(f p99_ms "${cr[$c]-}") | $(f max_ms "${cr[$c]-}") | $(f connections_opened "${cr[$c]-}") | ${peer_mean[$c]-} (${peer_txt[$c]-}) | **${ratio_c[$c]-n/a}** | $(f per_s "${peer_store[$c]-}") | ${srv_us[$c]-} / ${peer_us[$c]-} | $(f client_cpu_s "${cr[$c]-}") |
+    create_rows+="| $c | ${cr_okn[$c]-0}/$count | ${cr_rate[$c]-} | ${cr_p50[$c]-} | ${cr_p99[$c]-} | ${cr_max[$c]-} | ${cr_conns_c[$c]-} | ${peer_mean[$c]-} | **${ratio_c[$c]-n/a}** | ${peer_txt[$c]-} | $(f per_s "${peer_store[$c]-}") | ${srv_us[$c]-} / ${peer_us[$c]-} | ${cr_client_cpu[$c]-} |
 "
 done
 mem_rows=
@@ -308,11 +349,14 @@ Server: \`modelgate-apiserver --listen 127.0.0.1:PORT --data DIR --log-level war
 object) in one namespace, C requests in flight on C keep-alive connections
 (\`build/bench/apiserver_load create\`, lib/httpc); every reply checked: 201, the
 object's name, a resourceVersion no other reply had. Fresh data directory per C.
-**Peer**: there is no kube-apiserver here, so the floor is sqlite itself, run right
-before and right after the creates (the ratio uses the mean): $count single-row \`BEGIN IMMEDIATE; INSERT; COMMIT\` transactions
-on the store's table, WAL, \`synchronous=$sync\` as apiserver/store.c opens it, rows
-of the stored objects' size. The ratio is apiserver creates/s over sqlite commits/s:
-what HTTP, JSON, validation and the store's bookkeeping cost over the storage floor.
+**Peer**: there is no kube-apiserver here, so the floor is sqlite itself: $count
+single-row \`BEGIN IMMEDIATE; INSERT; COMMIT\` transactions on the store's table,
+WAL, \`synchronous=$sync\` as the store runs it, rows of the stored objects' size.
+The two alternate in $rounds rounds (sqlite, then the apiserver, $((count / rounds)) objects
+each, both databases growing); the ratio apiserver creates/s over sqlite commits/s
+is the median of the rounds' ratios (each pair ran under the same load): what HTTP,
+JSON, validation and the store's bookkeeping cost over the storage floor. Rates and
+latency percentiles are over all rounds.
 "store's SQL" runs the statements store.c runs per create (read the row, read and
 bump the global counter, insert) without HTTP: the share of the gap that is SQL.
 CPU µs per create: the server process's CPU time (utime + stime) over the creates,
@@ -322,8 +366,8 @@ floor is mostly waiting for the disk (fsync at WAL checkpoints): its rate is wel
 below 1 / its CPU time. Load client CPU: what the client (it parses every reply)
 used, to show it was not the limit.
 
-| C | 201s | apiserver creates/s | p50 ms | p99 ms | max ms | connections | sqlite commits/s (before, after) | apiserver / sqlite | store's SQL alone, commits/s | CPU µs per create: apiserver / sqlite | load client CPU s |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| C | 201s | apiserver creates/s | p50 ms | p99 ms | max ms | connections | sqlite commits/s | apiserver / sqlite | rounds: apiserver/sqlite per s | store's SQL alone, commits/s | CPU µs per create: apiserver / sqlite | load client CPU s |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${create_rows}
 **List** the $count objects (C=$last_c run's server), 3 times each way; the client parses
 each reply and checks exactly $count items in strictly rising name order:
