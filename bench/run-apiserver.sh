@@ -340,8 +340,8 @@ Measured $(date -u +%Y-%m-%dT%H:%MZ) by \`bench/run-apiserver.sh\` on $(uname -s
 $(nproc) cores, $memtotal; sqlite $(sqlite3 --version 2>/dev/null | cut -d' ' -f1 || echo '?') (the peer links the same libsqlite3 as the server);
 load average before the run: $load_before, after: $load_after. **The machine is shared
 with other engineers' builds and tests during this session: the figures are noisy**
-(latency tails most of all); compare the ratio, which was measured under the same
-conditions minutes apart. Reproduce: \`make tests && ${fsync_env}bench/run-apiserver.sh\`.
+(latency tails most of all); the ratio to sqlite is the steadier figure, its two sides
+alternating in rounds under the same load, and CPU time per operation steadier still. Reproduce: \`make tests && ${fsync_env}bench/run-apiserver.sh\`.
 Server: \`modelgate-apiserver --listen 127.0.0.1:PORT --data DIR --log-level warn${server_args[*]+ ${server_args[*]}}\`
 (sqlite \`synchronous=$sync\`${fsync_note}).
 
@@ -387,11 +387,12 @@ ADDED event (\`build/bench/apiserver_load watch\`, one client loop for all):
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 | $nwatchers | $(f deliveries "$wl")/$((nwatchers * nwrites)) | $(f missing "$wl") | $(f p50_ms "$wl") | $(f p99_ms "$wl") | $(f max_ms "$wl") | $(f last_watcher_p50_ms "$wl") | $(f last_watcher_max_ms "$wl") | $(f write_reply_p50_ms "$wl") |
 
-$(f heads_before_first_event "$wl") of the $nwatchers watches had their \`200\` head before any event (client-go's
-watch returns only once it has the head); in every event the resourceVersion was the one
-the write's 201 reply carried ($(f rv_mismatch "$wl") mismatches).
+Watches whose \`200\` head came before any event: $(f heads_before_first_event "$wl") of $nwatchers (client-go's
+watch call returns only once it has the head). Events whose resourceVersion differed
+from the one in their write's 201 reply: $(f rv_mismatch "$wl").
 
-**Memory and disk** of the server (MiB; VmRSS / VmHWM from /proc/PID/status):
+**Memory and disk** of the server (MiB; VmRSS / VmHWM from /proc/PID/status; the
+memory after the creates includes the watch history, the last 10,000 events by default):
 
 | when | RSS / HWM | data directory |
 | --- | --- | --- |
