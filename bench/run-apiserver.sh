@@ -303,7 +303,11 @@ if [ "$fsync" = 1 ]; then
     fsync_env="BENCH_AS_FSYNC=1 "
     fsync_note=": every commit is fsync'd before the reply, surviving power loss"
 fi
-f() { jnum "$1" "$2"; }
+f() { # KEY JSON -> the figure, "n/a" when the step had none (-1) or did not run
+    local v
+    v=$(jnum "$1" "$2")
+    case "$v" in ""|-1|-1.0*) echo n/a ;; *) echo "$v" ;; esac
+}
 mem_txt() { # "RSS HWM"
     local r h
     read -r r h <<<"${1:-- -}"
@@ -385,7 +389,7 @@ ADDED event (\`build/bench/apiserver_load watch\`, one client loop for all):
 
 | watchers | deliveries | missing | p50 ms | p99 ms | max ms | last watcher, p50 ms | last watcher, max ms | write's 201, p50 ms |
 | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-| $nwatchers | $(f deliveries "$wl")/$((nwatchers * nwrites)) | $(f missing "$wl") | $(f p50_ms "$wl") | $(f p99_ms "$wl") | $(f max_ms "$wl") | $(f last_watcher_p50_ms "$wl") | $(f last_watcher_max_ms "$wl") | $(f write_reply_p50_ms "$wl") |
+| $nwatchers | $(jnum deliveries "$wl")/$((nwatchers * nwrites)) | $(f missing "$wl") | $(f p50_ms "$wl") | $(f p99_ms "$wl") | $(f max_ms "$wl") | $(f last_watcher_p50_ms "$wl") | $(f last_watcher_max_ms "$wl") | $(f write_reply_p50_ms "$wl") |
 
 Watches whose \`200\` head came before any event: $(f heads_before_first_event "$wl") of $nwatchers (client-go's
 watch call returns only once it has the head). Events whose resourceVersion differed
