@@ -259,12 +259,17 @@ static int parse_selectors(struct as_req *r, struct as_selector **lsel, struct a
 {
     const char *err = NULL;
     *lsel = *fsel = NULL;
-    if (as_label_selector_parse(qget(r, "labelSelector"), lsel, &err) < 0) {
-        send_status(r, 400, "BadRequest", "unable to parse requirement: %s",
-                    err ? err : "invalid label selector");
+    /* No parameter, or an empty one, selects everything: leave the
+     * selector NULL, so a watch does not track which objects "match" (a
+     * watch with a selector lists its namespace to know that: 90 ms of CPU
+     * per watch over 10,000 objects, which stalled 100 watchers). */
+    const char *ls = qget(r, "labelSelector"), *fs = qget(r, "fieldSelector");
+    if (ls && *ls && as_label_selector_parse(ls, lsel, &err) < 0) {
+        /* select.c words it as the API does, "unable to parse requirement: ..." */
+        send_status(r, 400, "BadRequest", "%s", err ? err : "invalid label selector");
         return -1;
     }
-    if (as_field_selector_parse(qget(r, "fieldSelector"), fsel, &err) < 0) {
+    if (fs && *fs && as_field_selector_parse(fs, fsel, &err) < 0) {
         send_status(r, 400, "BadRequest", "%s", err ? err : "invalid field selector");
         goto fail;
     }
