@@ -1735,6 +1735,9 @@ static void body_out(struct sc_req *r, const char *p, size_t n)
         if (down_start(r, p, n, whole) < 0 || r->ended)
             return;
     }
+    if (r->sse.malformed != bad && r->sse.bad_end >= r->sse.bytes - n &&
+        r->sse.bad_end <= r->sse.bytes)
+        n = (size_t)(r->sse.bad_end - (r->sse.bytes - n));   /* nothing past the broken event */
     int rc = mg_httpd_write(r->down, p, n);
     if (rc >= 0)
         r->bytes += n;
