@@ -580,6 +580,7 @@ struct race {
     struct tlog *l;
     atomic_uint_fast64_t *clock;   /* NULL: fixed at 0 */
     atomic_uint *go;
+    void *ctx;                     /* the round-based test's shared state */
     unsigned seed;
     int ticker;   /* this thread moves the clock on */
     uint64_t allowed, reported;
@@ -604,7 +605,7 @@ struct rounds {
 static void *race_rounds(void *arg)
 {
     struct race *r = arg;
-    struct rounds *s = (struct rounds *)(void *)r->l;
+    struct rounds *s = r->ctx;
     for (unsigned k = 0; k < ROUNDS; k++) {
         if (r->ticker) {
             sc_breaker_group_init(&s->g, 4, 100);   /* the cap must not serialize */
@@ -646,7 +647,7 @@ static void t_race_one_trip(void)
     pthread_t th[THREADS];
     struct race r[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        r[i] = (struct race){.l = (struct tlog *)(void *)&s, .ticker = i == 0};
+        r[i] = (struct race){.ctx = &s, .ticker = i == 0};
         REQUIRE(pthread_create(&th[i], NULL, race_rounds, &r[i]) == 0);
     }
     for (int i = 0; i < THREADS; i++)

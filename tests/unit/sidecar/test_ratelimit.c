@@ -260,6 +260,7 @@ struct race {
     struct sc_rate *r;
     atomic_uint_fast64_t *clock;
     atomic_uint *go;
+    struct sc_rate_table *table;   /* the table race */
     int ticker;
     unsigned seed;
     double reserve;          /* TPM race: tokens reserved per request */
@@ -281,15 +282,17 @@ static void *race_take(void *arg)
     return NULL;
 }
 
-static uint64_t run_race(struct sc_rate *rate, atomic_uint_fast64_t *clock, int tick,
-                         void *(*fn)(void *), struct race *r, double reserve)
+static uint64_t run_race(struct sc_rate *rate, struct sc_rate_table *table,
+                         atomic_uint_fast64_t *clock, int tick, void *(*fn)(void *),
+                         struct race *r)
 {
     atomic_uint go;
     atomic_init(&go, 0);
     pthread_t th[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        r[i] = (struct race){.r = rate, .clock = clock, .go = &go, .ticker = tick && i == 0,
-                             .seed = 2654435761u * (unsigned)(i + 1), .reserve = reserve};
+        r[i] = (struct race){.r = rate, .table = table, .clock = clock, .go = &go,
+                             .ticker = tick && i == 0,
+                             .seed = 2654435761u * (unsigned)(i + 1)};
         if (pthread_create(&th[i], NULL, fn, &r[i]) != 0)
             return UINT64_MAX;
     }
@@ -310,13 +313,13 @@ static void t_race_last_tokens(void)
     /* A frozen clock: exactly the burst, among 400,000 tries. */
     atomic_init(&clock, 1000 * US_PER_S);
     sc_rate_init(&rate, 1000, 100);
-    uint64_t g = run_race(&rate, &clock, 0, race_take, r, 0);
+    uint64_t g = run_race(&rate, NULL, &clock, 0, race_take, r);
     CHECK_EQ_INT(g, 100);
     /* A moving clock: never more than burst + rate × elapsed. */
     sc_rate_init(&rate, 1000, 100);
     uint64_t t0 = 1000 * US_PER_S;
     atomic_init(&clock, t0);
-    g = run_race(&rate, &clock, 1, race_take, r, 0);
+    g = run_race(&rate, NULL, &clock, 1, race_take, r);
     uint64_t elapsed_us = atomic_load(&clock) - t0;
     double bound = 100 + 1000.0 * (double)elapsed_us / 1e6;
     printf("# granted %" PRIu64 " over %" PRIu64 " µs, bound %.1f\n", g, elapsed_us, bound);
@@ -494,7 +497,7 @@ static void t_table_bounded(void)
 static void *race_table(void *arg)
 {
     struct race *r = arg;
-    struct sc_rate_table *t = (struct sc_rate_table *)(void *)r->r;
+    struct sc_rate_table *t = r->table;
     while (!atomic_load(r->go))
         ;
     for (unsigned i = 0; i < TRIES; i++) {
@@ -515,7 +518,7 @@ static void t_table_race(void)
     atomic_uint_fast64_t clock;
     atomic_init(&clock, 1000 * US_PER_S);
     struct race r[THREADS];
-    uint64_t g = run_race((struct sc_rate *)(void *)t, &clock, 0, race_table, r, 0);
+    uint64_t g = run_race(NULL, t, &clock, 0, race_table, r);
     CHECK_EQ_INT(g, 8 * 5);
     unsigned used = 0;
     for (unsigned i = 0; i < 16; i++)
