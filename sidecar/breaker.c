@@ -316,7 +316,9 @@ void sc_breaker_report(struct sc_breaker *b, int success, uint64_t now_ms,
         if (!atomic_compare_exchange_strong_explicit(&b->state, &expect, SC_BREAKER_CLOSED,
                                                      memory_order_acq_rel, memory_order_acquire))
             return;
-        atomic_store_explicit(&b->trips, 0, memory_order_relaxed);
+        /* trips is left alone: the next CLOSED→OPEN sets it to 1 (that is
+         * the reset of the doubling), and a store of 0 here could land
+         * after a racing trip's 1 and cost the next re-open its doubling. */
         atomic_store_explicit(&b->consecutive, 0, memory_order_relaxed);
         group_release(b->group);
         notify(b, SC_BREAKER_HALF_OPEN, SC_BREAKER_CLOSED, cb, data);
