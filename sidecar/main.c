@@ -120,6 +120,12 @@ static uint64_t fnv1a(const char *p, size_t n)
 uint64_t sc_install(struct sc_config *cfg)
 {
     struct sc_config *old = sc_g.cfg;
+    /* The shared breakers, budgets and buckets it uses, found by key so
+     * that what stays keeps its state. */
+    int prc = cfg->policy ? 0 : sc_policy_attach(cfg);
+    if (prc < 0)
+        mg_log(MG_LOG_ERROR, "cannot build the policy state of the new table; it runs without "
+                             "breakers, budgets and rate limits", "error", MG_ERRNO(prc));
     if (old) {
         if (strcmp(old->listen, cfg->listen) != 0)
             mg_log(MG_LOG_WARN, "listen changed: it takes effect at the next restart", "was",
@@ -151,6 +157,8 @@ uint64_t sc_install(struct sc_config *cfg)
         sc_config_unref(old);
     }
     mg_gauge_set(sc_g.m.gen, (double)cfg->generation);
+    if (sc_g.main_loop && (prc = sc_admission_install(sc_g.main_loop, cfg)) < 0)
+        mg_log(MG_LOG_ERROR, "cannot start the admission poller", "error", MG_ERRNO(prc));
     mg_log(MG_LOG_INFO, "route table in force", "generation", MG_U(cfg->generation), "source",
            MG_S(cfg->source), "routes", MG_U(cfg->nroutes));
     return cfg->generation;
@@ -512,6 +520,10 @@ int main(int argc, char **argv)
         goto out_workers;
     }
     mg_metrics_thread_register();
+    if ((rc = sc_policy_attach(cfg)) < 0) {
+        fprintf(stderr, "modelgate-sidecar: cannot build the policy state: %s\n", strerror(-rc));
+        goto out_workers;
+    }
     cfg->generation = sc_g.generation = 1;
     sc_g.cfg = cfg;
     mg_gauge_set(sc_g.m.gen, 1);
@@ -551,6 +563,8 @@ int main(int argc, char **argv)
         w->thread_started = 1;
     }
     watch_start(loop);
+    if ((rc = sc_admission_install(loop, cfg)) < 0)
+        mg_log(MG_LOG_ERROR, "cannot start the admission poller", "error", MG_ERRNO(rc));
     mg_log(MG_LOG_INFO, "modelgate-sidecar started", "listen", MG_S(bound), "admin_port",
            MG_I(sc_admin_port()), "workers", MG_U(sc_g.nworkers), "routes", MG_U(cfg->nroutes),
            "config", MG_S(config_path), "post_config", MG_B(sc_g.token_file != NULL));
@@ -565,14 +579,20 @@ out_threads:
         if (sc_g.workers[i].thread_started)
             pthread_join(sc_g.workers[i].thread, NULL);
 out_workers:
+    sc_admission_stop();
     sc_admin_stop();
     for (unsigned i = 0; sc_g.workers && i < sc_g.nworkers; i++)
         sc_worker_free(&sc_g.workers[i]);
     free(sc_g.workers);
     sc_g.workers = NULL;
     sc_g.nworkers = 0;
+    /* The table goes before the metrics: freeing its policy state removes
+     * the breakers' metric children. */
+    sc_config_unref(sc_g.cfg ? sc_g.cfg : cfg);
+    sc_g.cfg = cfg = NULL;
     if (sc_g.m.reg)
         mg_metrics_free(sc_g.m.reg);
+    memset(&sc_g.m, 0, sizeof sc_g.m);
     mg_metrics_thread_unregister();
 out_loop:
     mg_loop_free(loop);
