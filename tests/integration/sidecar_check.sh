@@ -53,8 +53,16 @@ routes:
     circuitBreaker: { consecutiveFailures: 5, failureRate: 0.5, window: 10s, openDuration: 30s, halfOpenRequests: 3, maxConcurrent: 256, maxPending: 512 }
     rateLimit: { requestsPerSecond: 100, burst: 200, tokensPerMinute: 200000 }
 EOF
-check_eq "the DESIGN.md route table (retries, circuitBreaker, ... of later issues): exit 0" "$(chk "$D/later.yaml")" 0
-check "...with a warning that retries are not enforced yet" grep -qi 'retries' "$D/chk.out"
+# As DESIGN.md writes it, the fallback names a model no route serves.
+check_eq "the DESIGN.md route table falling back to a model with no route: refused" "$(chk "$D/later.yaml")" 1
+check "...naming the fallback and the missing model" grep -q 'routes\[0\]\.fallback\[1\].*mistral-7b-instruct' "$D/chk.out"
+cat >>"$D/later.yaml" <<'EOF'
+  - model: mistral-7b-instruct
+    versions:
+      - { name: m1, weight: 1, endpoints: [127.0.0.1:8003] }
+EOF
+check_eq "...with that model's route added: valid (policies enforced, no warning)" "$(chk "$D/later.yaml")" 0
+check "...and no 'not enforced' warning any more" eval '! grep -qi "not enforced" "$D/chk.out"'
 
 # One file, many mistakes: every one must be named, with its position.
 cat >"$D/bad.yaml" <<'EOF'

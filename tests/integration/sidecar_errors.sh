@@ -174,7 +174,9 @@ el=$err_secs
 check "...answered at about 400 ms (${el}s)" eval 'fge "$el" 0.38 && flt "$el" $(awk -v s=$slow "BEGIN { print 0.4 + 0.6 * s }")'
 check "modelgate_requests_total counts the 504s" [ "$(scm modelgate_requests_total 'model="slow",code="504"')" -ge 2 ]
 
-# Stream that stalls after 3 tokens; idle 400ms cuts it.
+# Stream that stalls after 3 tokens; idle 400ms ends it. Bytes already
+# reached the client, so (issue 5) the stream ends with one OpenAI error
+# event and data: [DONE], cleanly, instead of being cut.
 t0=$EPOCHREALTIME
 { curl -sN --max-time $((5 * slow)) "$URL" "${J[@]}" -d "$(chat stall hi '"stream":true')"; echo "rc $?"; } |
     while IFS= read -r line; do
@@ -182,19 +184,21 @@ t0=$EPOCHREALTIME
     done >"$MG_TMP/stall.txt"
 rc=$(awk '$2 == "rc" { print $3 }' "$MG_TMP/stall.txt")
 tokens=$(grep -c '"content":"[^"]' "$MG_TMP/stall.txt")
-gap=$(awk '$2 == "data:" { last = $1 } $2 == "rc" { printf "%.3f", $1 - last }' "$MG_TMP/stall.txt")
+gap=$(awk '$2 == "data:" && $0 ~ /"content":"[^"]/ { last = $1 } $2 == "data:" && $0 ~ /"error"/ { printf "%.3f", $1 - last; exit }' "$MG_TMP/stall.txt")
 check_eq "idle: a stream that stalls after 3 tokens delivers them" "$tokens" 3
-check "idle: ...then is cut, not ended cleanly (curl exit $rc; 18 or 56)" eval '[ "$rc" = 18 ] || [ "$rc" = 56 ]'
-check "idle: cut about 400 ms after the last chunk, not before (${gap}s)" eval 'fge "$gap" 0.37 && flt "$gap" $(awk -v s=$slow "BEGIN { print 0.4 + 0.6 * s }")'
-check "idle: no [DONE] was made up" eval '! grep -q "\[DONE\]" "$MG_TMP/stall.txt"'
+check_eq "idle: ...then ends cleanly (curl exit 0)" "$rc" 0
+check_eq "idle: ...with exactly one error event" "$(grep -c '^[0-9.]* data: {"error"' "$MG_TMP/stall.txt")" 1
+check "idle: ...then data: [DONE], last" eval 'grep "data:" "$MG_TMP/stall.txt" | tail -n 1 | grep -q "data: \[DONE\]"'
+check "idle: the error event comes about 400 ms after the last token, not before (${gap}s)" eval 'fge "$gap" 0.37 && flt "$gap" $(awk -v s=$slow "BEGIN { print 0.4 + 0.6 * s }")'
 
 # A 5 s stream (50 tokens, 100 ms apart) under total 800ms.
 { curl -sN --max-time $((5 * slow)) -w '\ntime %{time_total}\n' "$URL" "${J[@]}" -d "$(chat long hi '"stream":true')"; echo "rc $?"; } >"$MG_TMP/long.txt"
 el=$(awk '$1 == "time" { print $2 }' "$MG_TMP/long.txt")
 rc=$(awk '$1 == "rc" { print $2 }' "$MG_TMP/long.txt")
 tokens=$(grep -c '"content":"[^"]' "$MG_TMP/long.txt")
-check "total: a 5 s stream is cut, not ended cleanly (curl exit $rc; 18 or 56)" eval '[ "$rc" = 18 ] || [ "$rc" = 56 ]'
-check "total: cut at about 800 ms (${el}s)" eval 'fge "$el" 0.75 && flt "$el" $(awk -v s=$slow "BEGIN { print 0.8 + 0.6 * s }")'
+check_eq "total: a 5 s stream is ended at the limit with an error event and [DONE] (curl exit 0)" "$rc" 0
+check "total: ...the error event then [DONE]" eval 'grep -q "data: {\"error\"" "$MG_TMP/long.txt" && grep "^data:" "$MG_TMP/long.txt" | tail -n 1 | grep -q "\[DONE\]"'
+check "total: ended at about 800 ms (${el}s)" eval 'fge "$el" 0.75 && flt "$el" $(awk -v s=$slow "BEGIN { print 0.8 + 0.6 * s }")'
 check "total: the tokens before the cut were delivered ($tokens)" eval '[ "$tokens" -ge 4 ] && [ "$tokens" -le 9 ]'
 err_case "total: a whole reply that would take 5 s" 504 "$URL" "${J[@]}" -d "$(chat long hi)"
 el=$err_secs
@@ -205,7 +209,9 @@ check "...answered at about 800 ms (${el}s)" eval 'fge "$el" 0.75 && flt "$el" $
 { curl -sN --max-time $((5 * slow)) "$URL" "${J[@]}" -d "$(chat cut hi '"stream":true')"; echo "rc $?"; } >"$MG_TMP/cut.txt"
 rc=$(awk '$1 == "rc" { print $2 }' "$MG_TMP/cut.txt")
 check_eq "an upstream cut mid-stream: the client gets the 3 tokens" "$(grep -c '"content":"[^"]' "$MG_TMP/cut.txt")" 3
-check "...and an incomplete stream, not a clean end (curl exit $rc; 18 or 56)" eval '[ "$rc" = 18 ] || [ "$rc" = 56 ]'
+check_eq "...then one error event and [DONE], a clean end (curl exit 0)" "$rc" 0
+check_eq "...exactly one error event" "$(grep -c '^data: {"error"' "$MG_TMP/cut.txt")" 1
+check "...[DONE] last" eval 'grep "^data:" "$MG_TMP/cut.txt" | tail -n 1 | grep -q "\[DONE\]"'
 st=$(curl -s --max-time $((5 * slow)) -D "$R.h" -o "$R.b" -w '%{http_code}' "$URL" "${J[@]}" -d "$(chat cut hi)")
 check "an upstream that closes before answering: 502 or 503 ($st)" eval '[ "$st" = 502 ] || [ "$st" = 503 ]'
 check_eq "...with an OpenAI-style error body" "$(oai_error "$R.b")" ok
