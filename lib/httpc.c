@@ -257,6 +257,8 @@ static void conn_free(struct mg_httpc_conn *c)
     conn_release(cl, c);
 }
 
+static void conn_read(struct mg_httpc_conn *c);
+
 static void conn_run(struct mg_loop *loop, void *data)
 {
     struct mg_httpc_conn *c = data;
@@ -264,6 +266,8 @@ static void conn_run(struct mg_loop *loop, void *data)
         conn_free(c);
         return;
     }
+    if (c->state == CC_ACTIVE && mg_xprt_pending(&c->x) > 0)
+        conn_read(c);
     conn_process(c);
 }
 
@@ -758,6 +762,10 @@ static void conn_update(struct mg_httpc_conn *c)
             reading = 0;
         if (reading)
             ev |= c->rd_want ? c->rd_want : MG_READ;
+        /* Bytes decoded inside the transport (TLS) never make the fd
+         * readable: read them from the deferred callback. */
+        if (reading && mg_xprt_pending(&c->x) > 0)
+            conn_kick(c);
         if (!c->wfailed && (c->sent < c->sp_len + c->bp_len || c->out.len > 0))
             ev |= c->wr_want ? c->wr_want : MG_WRITE;
         break;

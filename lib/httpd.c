@@ -531,6 +531,9 @@ static void conn_call_end(struct mg_httpd_conn *c)
         cb(&c->req, c->end_reason);
 }
 
+static int conn_reading(struct mg_httpd_conn *c);
+static int conn_read(struct mg_httpd_conn *c);
+
 static void conn_run(struct mg_loop *loop, void *data)
 {
     struct mg_httpd_conn *c = data;
@@ -539,15 +542,21 @@ static void conn_run(struct mg_loop *loop, void *data)
         conn_free(c);
         return;
     }
+    /* Bytes already decoded inside the transport (TLS) never make the fd
+     * readable: conn_update kicked us to read them. */
+    if (!c->handshaking && conn_reading(c) && mg_xprt_pending(&c->x) > 0) {
+        int rc = conn_read(c);
+        if (rc < 0) {
+            conn_close(c, rc == -ENOBUFS || rc == -ENOMEM ? MG_HTTPD_END_ABORTED
+                                                          : MG_HTTPD_END_CLIENT_GONE);
+            return;
+        }
+    }
     conn_process(c);
 }
 
-/* Interest and timer after processing. */
-static void conn_update(struct mg_httpd_conn *c)
+static int conn_reading(struct mg_httpd_conn *c)
 {
-    if (c->state == CS_CLOSED)
-        return;
-    unsigned ev = 0;
     int reading;
     switch (c->state) {
     case CS_HEAD:
@@ -566,11 +575,23 @@ static void conn_update(struct mg_httpd_conn *c)
     default:
         reading = 0;
     }
+    return reading;
+}
+
+/* Interest and timer after processing. */
+static void conn_update(struct mg_httpd_conn *c)
+{
+    if (c->state == CS_CLOSED)
+        return;
+    unsigned ev = 0;
+    int reading = conn_reading(c);
     if (c->handshaking) {
         ev = c->x.want ? c->x.want : MG_READ;
     } else {
         if (reading)
             ev |= c->rd_want ? c->rd_want : MG_READ;
+        if (reading && mg_xprt_pending(&c->x) > 0)
+            conn_kick(c);
         if (c->out.len > 0)
             ev |= c->wr_want ? c->wr_want : MG_WRITE;
     }
