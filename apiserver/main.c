@@ -25,7 +25,7 @@ static void usage(FILE *f)
             "  --data DIR                  where the database lives (created if missing)\n"
             "  --token-file F              require 'Authorization: Bearer <token in F>';\n"
             "                              without it only loopback peers are accepted\n"
-            "  --tls-cert F --tls-key F    not supported yet (plain HTTP only)\n"
+            "  --tls-cert F --tls-key F    serve https with this PEM certificate (chain) and key\n"
             "  --kubeconfig-out F          write a kubeconfig for kubectl (server, token)\n"
             "  --fsync                     fsync every write: survive power loss, not only kill -9\n"
             "  --simulate-workloads[=D]    deployments report ready after D (default 2s)\n"
@@ -158,12 +158,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (tls_cert || tls_key) {
-        fprintf(stderr, "modelgate-apiserver: --tls-cert/--tls-key: TLS is not supported yet "
-                        "(modelgate's lib has no TLS transport); serve plain HTTP on loopback, "
-                        "or put a TLS-terminating proxy in front\n");
+    if (!tls_cert != !tls_key) {
+        fprintf(stderr, "modelgate-apiserver: --tls-cert and --tls-key go together\n");
         return 2;
     }
+    o.tls_cert = tls_cert;
+    o.tls_key = tls_key;
 
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();

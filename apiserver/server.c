@@ -23,6 +23,7 @@
 
 #include "lib/json.h"
 #include "lib/log.h"
+#include "lib/tls.h"
 #include "lib/yaml.h"
 
 #define AS_MAX_SEGS 12
@@ -1136,10 +1137,11 @@ static int loopback_wrap(struct mg_xprt_factory *f, struct mg_xprt *x, int fd, i
                "peer", MG_S(host));
         return -EACCES;
     }
+    struct mg_xprt_factory *inner = f->ctx;   /* the TLS factory, or NULL */
+    if (inner)
+        return inner->wrap(inner, x, fd, server, peer_name);
     return mg_xprt_raw_init(x, fd);
 }
-
-static struct mg_xprt_factory loopback_factory = {.wrap = loopback_wrap};
 
 /* --- start-up ----------------------------------------------------------------- */
 
@@ -1191,8 +1193,24 @@ static int write_kubeconfig(struct as_server *srv, const char *path, int port, c
         h = "127.0.0.1";
     else if (!strcmp(host, "::"))
         h = "::1";
+    const char *scheme = srv->tls ? "https" : "http";
     char server[320];
-    snprintf(server, sizeof server, strchr(h, ':') ? "http://[%s]:%d" : "http://%s:%d", h, port);
+    snprintf(server, sizeof server, strchr(h, ':') ? "%s://[%s]:%d" : "%s://%s:%d", scheme, h,
+             port);
+    /* kubectl verifies the server: a self-signed certificate is its own CA;
+     * one issued by a CA is checked against the system's trust store. */
+    char *ca_b64 = NULL;
+    if (srv->tls) {
+        int sr = mg_tls_self_signed_pem_b64(srv->opts.tls_cert, &ca_b64);
+        if (sr < 0) {
+            *err = "--tls-cert: cannot read the certificate for the kubeconfig";
+            return sr;
+        }
+        if (sr == 0)
+            mg_log(MG_LOG_INFO, "--kubeconfig-out: the certificate is not self-signed, so the "
+                                "kubeconfig carries no certificate-authority-data (clients use "
+                                "their system trust store)", "cert", MG_S(srv->opts.tls_cert));
+    }
     char tmp[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
         *err = "--kubeconfig-out: path too long";
@@ -1200,14 +1218,18 @@ static int write_kubeconfig(struct as_server *srv, const char *path, int port, c
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd == -1) {
+        int e = errno;
+        free(ca_b64);
         *err = "--kubeconfig-out: cannot create the file";
-        return -errno;
+        return -e;
     }
     FILE *f = fdopen(fd, "w");
     if (!f) {
+        int e = errno;
         close(fd);
+        free(ca_b64);
         *err = "--kubeconfig-out: cannot write the file";
-        return -errno;
+        return -e;
     }
     fprintf(f,
             "apiVersion: v1\n"
@@ -1215,10 +1237,14 @@ static int write_kubeconfig(struct as_server *srv, const char *path, int port, c
             "clusters:\n"
             "- name: modelgate\n"
             "  cluster:\n"
-            "    server: %s\n"
-            "users:\n"
-            "- name: modelgate\n",
+            "    server: %s\n",
             server);
+    if (ca_b64)
+        fprintf(f, "    certificate-authority-data: %s\n", ca_b64);
+    free(ca_b64);
+    fprintf(f,
+            "users:\n"
+            "- name: modelgate\n");
     if (srv->token)
         fprintf(f, "  user:\n    token: \"%s\"\n", srv->token);
     else
@@ -1384,8 +1410,26 @@ int as_server_start(struct as_server *srv, const struct as_opts *opts, const cha
     cfg.reuseport = 0;
     /* Watches stay open for long: only output progress is timed. */
     cfg.limits.max_head = 64 << 10;
-    if (!srv->token)
-        cfg.xprt = &loopback_factory;
+    if (opts->tls_cert || opts->tls_key) {
+        if (!opts->tls_cert || !opts->tls_key) {
+            *err = "--tls-cert and --tls-key go together";
+            return -EINVAL;
+        }
+        const char *terr = NULL;
+        if ((rc = mg_tls_server_factory_new(opts->tls_cert, opts->tls_key, NULL, &srv->tls,
+                                            &terr)) < 0) {
+            snprintf(srv->errbuf, sizeof srv->errbuf, "--tls-cert/--tls-key: %s",
+                     terr ? terr : strerror(-rc));
+            *err = srv->errbuf;
+            return rc;
+        }
+        cfg.xprt = srv->tls;
+    }
+    if (!srv->token) {
+        srv->loopback.wrap = loopback_wrap;
+        srv->loopback.ctx = srv->tls;
+        cfg.xprt = &srv->loopback;
+    }
     if ((rc = mg_httpd_new(srv->loop, &cfg, &srv->httpd, err)) < 0) {
         snprintf(srv->errbuf, sizeof srv->errbuf, "--listen %s: %s", opts->listen,
                  *err ? *err : strerror(-rc));
@@ -1402,7 +1446,8 @@ int as_server_start(struct as_server *srv, const struct as_opts *opts, const cha
     if (!srv->token)
         mg_log(MG_LOG_INFO, "no --token-file: requests are not authenticated, so only loopback "
                             "peers are accepted");
-    mg_log(MG_LOG_INFO, "listening", "listen", MG_S(opts->listen), "port", MG_I(port), "data",
+    mg_log(MG_LOG_INFO, "listening", "listen", MG_S(opts->listen), "port", MG_I(port), "tls",
+           MG_B(srv->tls != NULL), "data",
            MG_S(opts->data_dir), "resourceVersion", MG_U(as_store_rv(srv->store)),
            "simulate_workloads", MG_B(opts->simulate_workloads), "fsync", MG_B(opts->fsync));
     return 0;
@@ -1413,6 +1458,8 @@ void as_server_stop(struct as_server *srv)
     if (srv->httpd)
         mg_httpd_free(srv->httpd);
     srv->httpd = NULL;
+    mg_tls_factory_free(srv->tls);   /* after the connections that use it */
+    srv->tls = NULL;
     as_workload_free(srv);
     as_gc_free(srv);
     if (srv->reg)

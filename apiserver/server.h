@@ -34,6 +34,8 @@ struct as_opts {
     const char *data_dir;
     const char *token_file;
     const char *kubeconfig_out;
+    const char *tls_cert;          /* both or neither: serve https */
+    const char *tls_key;
     int fsync;                     /* fsync every commit (power-loss safe) */
     int simulate_workloads;
     uint64_t simulate_delay_ms;
@@ -58,6 +60,8 @@ struct as_server {
     struct as_workload *wl;
     uint64_t service_ip_seq;      /* the next ClusterIP handed out */
     char errbuf[1024];            /* as_server_start's message */
+    struct mg_xprt_factory *tls;  /* --tls-cert/--tls-key; NULL: plain HTTP */
+    struct mg_xprt_factory loopback; /* no token: loopback peers only, over tls if set */
 };
 
 /* An error for the client, turned into a Status by the HTTP side. */

@@ -21,6 +21,8 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -388,9 +390,29 @@ static int factory_new(int server, struct tls_factory **out, const char **err)
     return 0;
 }
 
+/* A file that cannot be opened gets the system's reason ("No such file or
+ * directory"), clearer than OpenSSL's "system lib". */
+static int check_readable(const char *what, const char *file, const char **err)
+{
+    FILE *fp = fopen(file, "re");
+    if (fp) {
+        fclose(fp);
+        return 0;
+    }
+    int e = errno;
+    snprintf(err_buf, sizeof err_buf, "%s %s: %s", what, file, strerror(e));
+    if (err)
+        *err = err_buf;
+    return -e;
+}
+
 static int load_pair(struct tls_factory *tf, const char *cert_file, const char *key_file,
                      const char **err)
 {
+    int rc;
+    if ((rc = check_readable("tls: cannot load the certificate", cert_file, err)) < 0 ||
+        (rc = check_readable("tls: cannot load the private key", key_file, err)) < 0)
+        return rc;
     if (SSL_CTX_use_certificate_chain_file(tf->ctx, cert_file) != 1) {
         set_err(err, "tls: cannot load the certificate", cert_file);
         return -EINVAL;
@@ -425,6 +447,8 @@ int mg_tls_server_factory_new(const char *cert_file, const char *key_file, const
     static const unsigned char sid[] = "modelgate";
     SSL_CTX_set_session_id_context(tf->ctx, sid, sizeof sid - 1);
     if (ca_file && *ca_file) {
+        if ((rc = check_readable("tls: cannot load the client CA file", ca_file, err)) < 0)
+            goto fail;
         if (SSL_CTX_load_verify_locations(tf->ctx, ca_file, NULL) != 1) {
             set_err(err, "tls: cannot load the client CA file", ca_file);
             rc = -EINVAL;
@@ -469,6 +493,8 @@ int mg_tls_client_factory_new(const char *ca_file, const char *cert_file, const 
         SSL_CTX_set_verify(tf->ctx, SSL_VERIFY_NONE, NULL);
     } else {
         if (ca_file && *ca_file) {
+            if ((rc = check_readable("tls: cannot load the CA file", ca_file, err)) < 0)
+                goto fail;
             if (SSL_CTX_load_verify_locations(tf->ctx, ca_file, NULL) != 1) {
                 set_err(err, "tls: cannot load the CA file", ca_file);
                 rc = -EINVAL;
@@ -495,4 +521,50 @@ void mg_tls_factory_free(struct mg_xprt_factory *f)
     struct tls_factory *tf = (struct tls_factory *)f;
     SSL_CTX_free(tf->ctx);   /* each SSL holds its own reference */
     free(tf);
+}
+
+int mg_tls_self_signed_pem_b64(const char *cert_file, char **out_b64)
+{
+    *out_b64 = NULL;
+    FILE *fp = fopen(cert_file, "re");
+    if (!fp)
+        return -errno;
+    ERR_clear_error();
+    X509 *cert = PEM_read_X509(fp, NULL, NULL, NULL);
+    fclose(fp);
+    if (!cert) {
+        ERR_clear_error();
+        return -EINVAL;
+    }
+    int rc = 0;
+    char *pem = NULL;
+    BIO *mem = NULL;
+    EVP_PKEY *pub = X509_get0_pubkey(cert);
+    if (X509_check_issued(cert, cert) != X509_V_OK || !pub || X509_verify(cert, pub) != 1)
+        goto out;   /* not self-signed: 0 */
+    mem = BIO_new(BIO_s_mem());
+    if (!mem || PEM_write_bio_X509(mem, cert) != 1) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    char *p;
+    long n = BIO_get_mem_data(mem, &p);
+    if (n <= 0 || n > (1 << 20)) {
+        rc = -EINVAL;
+        goto out;
+    }
+    /* 4 output bytes per 3 input bytes, plus the NUL. */
+    pem = malloc((size_t)(n + 2) / 3 * 4 + 1);
+    if (!pem) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    EVP_EncodeBlock((unsigned char *)pem, (const unsigned char *)p, (int)n);
+    *out_b64 = pem;
+    rc = 1;
+out:
+    ERR_clear_error();
+    BIO_free(mem);
+    X509_free(cert);
+    return rc;
 }

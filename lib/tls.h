@@ -36,6 +36,14 @@ int mg_tls_client_factory_new(const char *ca_file, const char *cert_file, const 
  * each holds a reference to the OpenSSL context. */
 void mg_tls_factory_free(struct mg_xprt_factory *f);
 
+/* For clients that must trust a self-signed server certificate (kubeconfig
+ * certificate-authority-data): when the first certificate in cert_file is
+ * self-signed (its own issuer, signature verified), *out_b64 gets the base64
+ * of that certificate in PEM (malloc'd, NUL-terminated) and 1 is returned; 0
+ * when it is not self-signed (*out_b64 NULL); -errno when the file cannot be
+ * read or parsed. */
+int mg_tls_self_signed_pem_b64(const char *cert_file, char **out_b64);
+
 extern const struct mg_xprt_ops mg_xprt_tls_ops;
 
 #endif

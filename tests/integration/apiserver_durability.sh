@@ -165,7 +165,11 @@ grep -q "only loopback peers" "$MG_TMP/srv2.log" && ok "without a token file the
 
 out=$("$AS_BIN" --listen 127.0.0.1:0 --data "$MG_TMP/tls" --tls-cert a --tls-key b 2>&1)
 rc=$?
-check_eq "--tls-cert is refused (exit 2)" "$rc" "2"
-contains "--tls-cert is refused with a clear message" "$out" "TLS is not supported yet"
+check_eq "--tls-cert with a missing file fails to start (exit 1)" "$rc" "1"
+contains "--tls-cert with a missing file names the file" "$out" "cannot load the certificate a: No such file or directory"
+out=$("$AS_BIN" --listen 127.0.0.1:0 --data "$MG_TMP/tls" --tls-cert a 2>&1)
+rc=$?
+check_eq "--tls-cert without --tls-key is refused (exit 2)" "$rc" "2"
+contains "--tls-cert without --tls-key says they go together" "$out" "go together"
 
 finish
