@@ -1,6 +1,6 @@
 /* Transports: the layer under the HTTP server and client cores. A transport
- * moves bytes over a connected fd: plain TCP now (mg_xprt_raw), TLS with
- * OpenSSL later, by adding an ops table and a factory; the layers above only
+ * moves bytes over a connected fd: plain TCP (mg_xprt_raw) or TLS with
+ * OpenSSL (tls.h), each an ops table and a factory; the layers above only
  * call through the ops (HAProxy's xprt, curl's connection filters).
  *
  * Non-blocking throughout. When an op returns -EAGAIN it sets x->want to the
@@ -25,7 +25,8 @@ struct mg_xprt_ops {
      * is gone). Never raises SIGPIPE. */
     ssize_t (*sendv)(struct mg_xprt *x, const struct iovec *iov, int iovcnt);
     /* Bytes already decoded inside the transport, readable without the fd
-     * becoming readable (TLS records); NULL: always 0. */
+     * becoming readable (TLS records); NULL: always 0. httpd and httpc read
+     * them from a deferred callback when they want input. */
     size_t (*pending)(struct mg_xprt *x);
     /* Best-effort end of our sending side (FIN, TLS close_notify). */
     int (*shutdown)(struct mg_xprt *x);
