@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# modelgate-sidecar fallback chains and broken streams, against modelsim: a
+# context-length error (vLLM's 400) falls to the fallback marked
+# longContext, past the ordinary ones, and succeeds; a normal 400 does not
+# fall back; a 5xx before the first byte walks the chain in order (another
+# version, another model's route with the request's model rewritten, a
+# static reply); a stream cut, stalled or malformed mid-way ends, within
+# the idle timeout, with exactly one OpenAI-format error event and
+# `data: [DONE]`, is counted, and is never retried.
+# Only 127.0.0.1; every process ours, by PID.
+. "$MG_TOP/tests/integration/sidecar-resil.bash"
+
+# Context lengths: 400 tokens (v1, v2), 100000 (v3).
+start_sim short1 --model m --version v1 --max-model-len 400 --tokens 8 || bail "modelsim short1 did not start"
+SH1=$sim_port
+start_sim short2 --model m --version v2 --max-model-len 400 --tokens 8 || bail "modelsim short2 did not start"
+SH2=$sim_port
+start_sim long --model m --version v3 --max-model-len 100000 --tokens 8 || bail "modelsim long did not start"
+LONG=$sim_port
+start_counter cl "$LONG" || bail "counter cl did not start"
+CL=$ctr_port
+# Another model, the target of a {model: ...} fallback.
+start_sim other --model m2 --version m2v1 --tokens 8 || bail "modelsim other did not start"
+OTHER=$sim_port
+# Broken streams: 10 tokens 20 ms apart, failing after the 4th.
+for mode in cut stall malformed; do
+    start_sim "$mode" --model "$mode" --version v1 --tokens 10 --itl-ms 20 --fail-mode "$mode" --fail-after 4 || bail "modelsim $mode did not start"
+    printf -v "P_$mode" %s "$sim_port"
+    start_counter "c$mode" "$sim_port" || bail "counter c$mode did not start"
+    printf -v "C_$mode" %s "$ctr_port"
+done
+sc_ports
+write_config() {
+    cat >"$MG_TMP/sc.yaml" <<EOF
+listen: 127.0.0.1:$SC_PORT
+admin: 127.0.0.1:$SC_ADMIN
+routes:
+  - model: m
+    versions:
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:$SH1] }
+      - { name: v2, weight: 0, endpoints: [127.0.0.1:$SH2] }
+      - { name: v3, weight: 0, endpoints: [127.0.0.1:$CL] }
+    fallback: [ { version: v2 }, { model: m2 }, { version: v3, longContext: true }, { static: { status: 503, message: "all backends busy, retry later" } } ]
+  - model: m2
+    versions:
+      - { name: m2v1, weight: 1, endpoints: [127.0.0.1:$OTHER] }
+EOF
+    for mode in cut stall malformed; do
+        local c=C_$mode
+        cat >>"$MG_TMP/sc.yaml" <<EOF
+  - model: $mode
+    versions:
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:${!c}] }
+    timeouts: { idle: 1s }
+    retries: { attempts: 2, on: [connect-failure, reset, 503] }
+EOF
+    done
+}
+write_config
+start_sidecar sc "$MG_TMP/sc.yaml" || bail "sidecar did not start: $(tail -5 "$MG_TMP/sc.log")"
+URL=http://127.0.0.1:$SC_PORT/v1/chat/completions
+
+# --- context length -------------------------------------------------------------
+
+# ~3000 bytes of prompt: about 750 tokens, over 400, well under 100000.
+long_prompt=$(printf 'Please summarise this paragraph about model serving. %.0s' $(seq 55))
+a0=$(attempts "$CL")
+direct=$(curl -s --max-time 5 -o "$MG_TMP/d.b" -w '%{http_code}' "http://127.0.0.1:$SH1/v1/chat/completions" -d "$(chat m "$long_prompt")")
+check "the long prompt is a context-length error on v1 itself (400: $(jq -r .error.message "$MG_TMP/d.b" 2>/dev/null | cut -c1-60))" \
+    eval '[ "$direct" = 400 ] && grep -q "maximum context length" "$MG_TMP/d.b"'
+code=$(sc_req "$MG_TMP/ctx" "$(chat m "$long_prompt")")
+check_eq "a context-length error falls to the longContext fallback and succeeds (status, version, backend)" \
+    "$code|$(hdr "$MG_TMP/ctx.h" x-modelgate-version)|$(hdr "$MG_TMP/ctx.h" x-modelsim-version)" "200|v3|v3"
+check "...past v2 and m2, which are not marked longContext (x-modelgate-fallback: '$(hdr "$MG_TMP/ctx.h" x-modelgate-fallback)')" \
+    eval '[ -n "$(hdr "$MG_TMP/ctx.h" x-modelgate-fallback)" ] && ! hdr "$MG_TMP/ctx.h" x-modelgate-fallback | grep -q "v2\|m2"'
+check_eq "...the long-context backend was tried once" "$(( $(attempts "$CL") - a0 ))" 1
+check_eq "...and answered with a real completion" "$(jq -r '.choices[0].message.content | length > 0' "$MG_TMP/ctx.b" 2>/dev/null)" true
+code=$(curl -sN --max-time $((10 * slow)) -D "$MG_TMP/ctxs.h" -o "$MG_TMP/ctxs.b" -w '%{http_code}' "$URL" -H 'Content-Type: application/json' -d "$(chat m "$long_prompt" '"stream":true')")
+check_eq "a streamed request with a context-length error falls back too, and streams to [DONE]" \
+    "$code|$(hdr "$MG_TMP/ctxs.h" x-modelgate-version)|$(grep '^data: ' "$MG_TMP/ctxs.b" | tail -n 1)" "200|v3|data: [DONE]"
+# A normal 400 (no messages): the client's mistake, the same everywhere.
+a0=$(attempts "$CL"); m2a=$(mval "$OTHER" vllm:request_success_total)
+code=$(sc_req "$MG_TMP/bad" '{"model":"m","messages":"not a list"}')
+check_eq "a normal 400 does not fall back: the client gets v1's 400" \
+    "$code|$(hdr "$MG_TMP/bad.h" x-modelgate-version)|$(hdr "$MG_TMP/bad.h" x-modelgate-fallback)|$(( $(attempts "$CL") - a0 ))" "400|v1||0"
+check_eq "...with modelsim's error body" "$(jq -r .error.type "$MG_TMP/bad.b" 2>/dev/null)" BadRequestError
+code=$(sc_req "$MG_TMP/short" "$(chat m 'short prompt')")
+check_eq "a short prompt is served by v1 without fallback" "$code|$(hdr "$MG_TMP/short.h" x-modelgate-version)|$(hdr "$MG_TMP/short.h" x-modelgate-fallback)" "200|v1|"
+
+# --- the chain in order on 5xx before the first byte -------------------------------
+
+sim_set "$SH1" '{"error_rate":1,"error_status":503}' || bail "modelsim short1: error_rate"
+code=$(sc_req "$MG_TMP/f1" "$(chat m chain)")
+check_eq "v1 answering 503: the first fallback, v2, serves" "$code|$(hdr "$MG_TMP/f1.h" x-modelgate-version)|$(hdr "$MG_TMP/f1.h" x-modelsim-version)" "200|v2|v2"
+sim_set "$SH2" '{"error_rate":1,"error_status":500}' || bail "modelsim short2: error_rate"
+code=$(sc_req "$MG_TMP/f2" "$(chat m chain)")
+check_eq "v1 503, v2 500: the next fallback, model m2, serves" "$code|$(hdr "$MG_TMP/f2.h" x-modelsim-version)" "200|m2v1"
+check_eq "...the request's model was rewritten to m2 (the reply names it)" "$(jq -r .model "$MG_TMP/f2.b" 2>/dev/null)" m2
+check "...and x-modelgate-fallback shows the hops ('$(hdr "$MG_TMP/f2.h" x-modelgate-fallback)')" eval '[ -n "$(hdr "$MG_TMP/f2.h" x-modelgate-fallback)" ]'
+sim_set "$OTHER" '{"error_rate":1,"error_status":429}' || bail "modelsim other: error_rate"
+sim_set "$LONG" '{"error_rate":1,"error_status":503}' || bail "modelsim long: error_rate"
+code=$(sc_req "$MG_TMP/f3" "$(chat m chain)")
+check_eq "every backend failing: the static reply (503, OpenAI body with its message)" \
+    "$code|$(jq -r .error.message "$MG_TMP/f3.b" 2>/dev/null)|$(oai_error "$MG_TMP/f3.b")" "503|all backends busy, retry later|ok"
+f0=$(scm modelgate_fallbacks_total)
+check "modelgate_fallbacks_total counted the hops ($f0)" eval '[ "$f0" -ge 4 ]'
+for p in "$SH1" "$SH2" "$OTHER" "$LONG"; do sim_set "$p" '{"error_rate":0}' || bail "modelsim $p: heal"; done
+
+# --- streams broken mid-way -----------------------------------------------------------
+
+se0=$(scm modelgate_stream_errors_total)
+for mode in cut stall malformed; do
+    c=C_$mode
+    a0=$(attempts "${!c}")
+    t0=$EPOCHREALTIME
+    { curl -sN --max-time $((10 * slow)) -D "$MG_TMP/$mode.h" "$URL" -H 'Content-Type: application/json' -d "$(chat "$mode" hi '"stream":true')"; echo "rc $?"; } >"$MG_TMP/$mode.out"
+    el=$(since "$t0")
+    out=$MG_TMP/$mode.out
+    tokens=$(grep '^data: {' "$out" | grep -c '"delta":{"content":"[^"]')
+    errs=$(grep -c '^data: {"error"' "$out")
+    dones=$(grep -c '^data: \[DONE\]' "$out")
+    last=$(grep '^data: ' "$out" | tail -n 1)
+    echo "# $mode: $(tr -d '\r' <"$MG_TMP/$mode.h" | head -n 1), $tokens tokens, $errs error events, $dones [DONE], in ${el}s; last lines:"
+    grep '^data: ' "$out" | tail -n 3 | cut -c1-200 | sed 's/^/#   /'
+    check_eq "$mode after 4 tokens: 200, the 4 tokens, exactly one error event, one [DONE] last, curl exit 0" \
+        "$(tr -d '\r' <"$MG_TMP/$mode.h" | head -n 1 | cut -d' ' -f2)|$tokens|$errs|$dones|$last|$(tail -n 1 "$out")" "200|4|1|1|data: [DONE]|rc 0"
+    check_eq "$mode: the error event is OpenAI-shaped" \
+        "$(grep '^data: {"error"' "$out" | head -n 1 | sed 's/^data: //' | jq -r '(.error.message | type) + "|" + (.error.message | length > 0 | tostring)' 2>/dev/null)" "string|true"
+    bad=$(grep '^data: ' "$out" | grep -v '^data: \[DONE\]' | sed 's/^data: //' | while IFS= read -r l; do jq -e . >/dev/null 2>&1 <<<"$l" || echo x; done | wc -l)
+    check_eq "$mode: every event the client got is valid JSON (no broken chunk passed on)" "$bad" 0
+    check_eq "$mode: the broken stream was not retried (1 upstream attempt)" "$(( $(attempts "${!c}") - a0 ))" 1
+    if [ "$mode" = stall ]; then
+        check "stall: the client's stream ended at the 1 s idle timeout (${el}s)" fbetween "$el" 1.0 $((2 * slow)).5
+    else
+        check "$mode: the client's stream ended at once (${el}s)" flt "$el" $((1 * slow)).0
+    fi
+done
+check_eq "modelgate_stream_errors_total counted the 3 broken streams" "$(( $(scm modelgate_stream_errors_total) - se0 ))" 3
+check "the sidecar is still running" sc_alive sc
+sc_clean_exit sc
+finish

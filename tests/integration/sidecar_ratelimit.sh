@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# modelgate-sidecar rate and concurrency limits, against modelsim:
+# requestsPerSecond with burst grants what a token bucket grants (counted);
+# per-API-key buckets are separate; a refusal is a 429 with Retry-After and
+# an OpenAI body; two clients racing on tokensPerMinute (slow replies, so
+# many reservations are in flight at once) cannot together pass the limit
+# by more than one request's reservation; 10x overload past maxConcurrent
+# and maxPending gets fast refusals, bounded memory, and the requests that
+# are served keep their latency.
+# Only 127.0.0.1; every process ours, by PID.
+. "$MG_TOP/tests/integration/sidecar-resil.bash"
+
+start_sim fast --model rps --model keyed --version v1 --tokens 4 || bail "modelsim fast did not start"
+FAST=$sim_port
+# Slow whole replies of exactly 100 tokens (max_tokens 100).
+start_sim tpm --model tpm --version v1 --tokens 100 --ttft-ms 150 || bail "modelsim tpm did not start"
+TPM=$sim_port
+start_sim slow --model busy --version v1 --tokens 4 --ttft-ms 100 || bail "modelsim slow did not start"
+SLOW=$sim_port
+sc_ports
+write_config() {
+    cat >"$MG_TMP/sc.yaml" <<EOF
+listen: 127.0.0.1:$SC_PORT
+admin: 127.0.0.1:$SC_ADMIN
+accessLog: false
+routes:
+  - model: rps
+    versions:
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:$FAST] }
+    rateLimit: { requestsPerSecond: 10, burst: 20 }
+  - model: keyed
+    versions:
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:$FAST] }
+    rateLimit: { requestsPerSecond: 10000, burst: 10000, perKey: { requestsPerSecond: 2, burst: 5 } }
+  - model: tpm
+    versions:
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:$TPM] }
+    rateLimit: { tokensPerMinute: 3000 }
+  - model: busy
+    versions:
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:$SLOW] }
+    circuitBreaker: { maxConcurrent: 4, maxPending: 2, pendingTimeout: 50ms }
+EOF
+}
+write_config
+start_sidecar sc "$MG_TMP/sc.yaml" || bail "sidecar did not start: $(tail -5 "$MG_TMP/sc.log")"
+
+# --- requestsPerSecond + burst -------------------------------------------------
+
+rl0=$(scm modelgate_rate_limited_total)
+t0=$EPOCHREALTIME
+res=$(load --conns 4 --requests 200 --path /v1/chat/completions --body "$(chat rps hi)")
+el=$(since "$t0")
+ok=$(j "$res" .ok)
+hi=$(awk -v e="$el" 'BEGIN { printf "%d", 20 + 10 * e + 1 }')
+echo "# 200 requests in ${el}s against 10/s burst 20: $ok granted; $res"
+check "burst 20 + 10/s: $ok of 200 granted in ${el}s (20 <= granted <= $hi)" eval '[ "$ok" -ge 20 ] && [ "$ok" -le "$hi" ]'
+check_eq "...the rest refused with 429" "$(j "$res" '.status["429"] // 0')" $((200 - ok))
+check_eq "...each counted in modelgate_rate_limited_total" "$(( $(scm modelgate_rate_limited_total) - rl0 ))" $((200 - ok))
+code=$(sc_req "$MG_TMP/rl" "$(chat rps hi)")
+ra=$(hdr "$MG_TMP/rl.h" retry-after)
+check_eq "a refusal: 429 with an OpenAI body" "$code|$(oai_error "$MG_TMP/rl.b")" "429|ok"
+check "...and Retry-After in whole seconds, 1 to 2 ('$ra')" eval '[[ "$ra" =~ ^[0-9]+$ ]] && [ "$ra" -ge 1 ] && [ "$ra" -le 2 ]'
+check_eq "...its error type says rate limit" "$(jq -r '.error.code // .error.type' "$MG_TMP/rl.b" 2>/dev/null | grep -ci 'rate')" 1
+sleep 1.2
+res=$(load --conns 1 --requests 10 --path /v1/chat/completions --body "$(chat rps hi)")
+check "1.2 s later about 12 tokens are back: 10 sequential requests granted $(j "$res" .ok)" eval '[ "$(j "$res" .ok)" -ge 10 ]'
+
+# --- per API key -----------------------------------------------------------------
+
+kload() { load --conns 2 --requests "$2" --path /v1/chat/completions --body "$(chat keyed hi)" -H "Authorization: Bearer $1"; }
+ra=$(kload sk-alpha-1 20); rb=$(kload sk-bravo-2 20)
+echo "# key alpha: $ra"; echo "# key bravo: $rb"
+check "key alpha: burst 5 granted of 20 at once ($(j "$ra" .ok), 5 to 6)" eval '[ "$(j "$ra" .ok)" -ge 5 ] && [ "$(j "$ra" .ok)" -le 6 ]'
+check "key bravo right after: its own bucket, 5 granted too ($(j "$rb" .ok))" eval '[ "$(j "$rb" .ok)" -ge 5 ] && [ "$(j "$rb" .ok)" -le 6 ]'
+# Many keys (requests i get key k<i mod 50>): 50 buckets, 5 each.
+res=$(load --conns 4 --requests 500 --path /v1/chat/completions --body "$(chat keyed hi)" --key-header Authorization --key-prefix 'Bearer sk-' --keys 50)
+check "50 keys x 10 requests: each key's burst of 5 granted, about 250 in all ($(j "$res" .ok))" eval '[ "$(j "$res" .ok)" -ge 250 ] && [ "$(j "$res" .ok)" -le 300 ]'
+ra=$(kload sk-alpha-1 1)
+check_eq "alpha is still limited" "$(j "$ra" '.status["429"] // 0')" 1
+check "the tokens are not logged" eval '! grep -q "sk-alpha-1\|sk-bravo-2" "$MG_TMP/sc.log"'
+code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SC_ADMIN/state")
+check "...nor shown by GET /state" eval '[ "$code" = 200 ] && ! sc_state | grep -q "sk-alpha-1"'
+
+# --- tokensPerMinute: two clients racing ------------------------------------------
+
+# 3000 tokens per minute, each request reserves max_tokens 100 and uses
+# exactly 100; replies take 150 ms, so 2 x 16 requests are always in
+# flight: a limit checked only when responses end would let them all in.
+body=$(chat tpm race '"max_tokens":100')
+t0=$EPOCHREALTIME
+"$LOAD" --connect "127.0.0.1:$SC_PORT" --timeout-ms $((60000 * slow)) --conns 16 --duration-ms 2500 --path /v1/chat/completions --body "$body" -H 'Authorization: Bearer client-a' >"$MG_TMP/tpa.json" &
+pa=$!
+"$LOAD" --connect "127.0.0.1:$SC_PORT" --timeout-ms $((60000 * slow)) --conns 16 --duration-ms 2500 --path /v1/chat/completions --body "$body" -H 'Authorization: Bearer client-b' >"$MG_TMP/tpb.json" &
+pb=$!
+wait "$pa" "$pb"
+el=$(since "$t0")
+oka=$(jq -r .ok "$MG_TMP/tpa.json"); okb=$(jq -r .ok "$MG_TMP/tpb.json")
+granted=$(( (oka + okb) * 100 ))
+limit=$(awk -v e="$el" 'BEGIN { printf "%d", 3000 + 3000 * e / 60 }')
+echo "# tokensPerMinute 3000: a got $oka, b got $okb in ${el}s; granted $granted tokens (limit $limit, +100 allowed)"
+check "two racing clients: granted $granted tokens <= $limit (3000 + refill over ${el}s) + 100 (one reservation)" eval '[ "$granted" -le $((limit + 100)) ]'
+check "...and the limit is not stricter than it says (granted >= 2900: $granted)" eval '[ "$granted" -ge 2900 ]'
+check "...both clients were served ($oka, $okb) and refused ($(jq -r '.status["429"] // 0' "$MG_TMP/tpa.json"), $(jq -r '.status["429"] // 0' "$MG_TMP/tpb.json"))" \
+    eval '[ "$oka" -ge 1 ] && [ "$okb" -ge 1 ] && [ "$(jq -r ".status[\"429\"] // 0" "$MG_TMP/tpa.json")" -ge 1 ] && [ "$(jq -r ".status[\"429\"] // 0" "$MG_TMP/tpb.json")" -ge 1 ]'
+used=$(mval "$TPM" vllm:generation_tokens_total)
+check_eq "modelsim generated exactly the tokens granted" "${used:-0}" "$granted"
+code=$(sc_req "$MG_TMP/tpm" "$(chat tpm over '"max_tokens":5000')")
+check_eq "a request reserving more than the whole limit: 429 (never grantable)" "$code|$(oai_error "$MG_TMP/tpm.b")" "429|ok"
+
+# --- 10x overload: maxConcurrent 4, maxPending 2 ------------------------------------
+
+BB=$(chat busy load)
+res=$(load --conns 4 --requests 40 --path /v1/chat/completions --body "$BB")
+base=$(j "$res" .ok_p50_ms)
+echo "# unloaded (4 connections): $res"
+check_eq "unloaded: 40 of 40 served" "$(j "$res" .ok)" 40
+scpid=$(pid_of sc)
+hwm0=$(hwm_kb "$scpid")
+sh0=$(scm modelgate_shed_total); rl0=$(scm modelgate_rate_limited_total)
+res1=$(load --conns 60 --duration-ms 1500 --path /v1/chat/completions --body "$BB" --count-header retry-after)
+hwm1=$(hwm_kb "$scpid")
+res=$(load --conns 60 --duration-ms 3000 --path /v1/chat/completions --body "$BB" --count-header retry-after)
+hwm2=$(hwm_kb "$scpid")
+echo "# 60 connections (10x), 1.5 s: $res1"
+echo "# 60 connections (10x), 3 s: $res"
+echo "# VmHWM: before $hwm0 KiB, after 1.5 s $hwm1 KiB, after 3 s more $hwm2 KiB"
+ok=$(j "$res" .ok); ref=$(( $(j "$res" '(.status["503"] // 0) + (.status["429"] // 0)') ))
+check_eq "10x overload: every request answered, none failed otherwise" "$(j "$res" '[.transport_errors, .unfinished, .done - .ok - (.status["503"] // 0) - (.status["429"] // 0)] | join("|")')" "0|0|0"
+check "...some served ($ok), many refused ($ref)" eval '[ "$ok" -ge 20 ] && [ "$ref" -ge $((ok * 3)) ]'
+check "...at most 4 at once reach the backend: served $ok in 3 s at 100 ms each <= 4 x 30 + 4" eval '[ "$ok" -le 124 ]'
+p99=$(j "$res" .err_p99_ms)
+check "...refusals are fast: p99 $p99 ms < $((20 * slow)) ms" flt "$p99" $((20 * slow))
+check_eq "...every refusal carries Retry-After" "$(j "$res" '.headers["retry-after"]["-"] // 0')" "$ok"
+served=$(j "$res" .ok_p50_ms)
+check "...served requests keep their latency: p50 $served ms vs $base ms unloaded (<= +50 ms pendingTimeout + 30)" flt "$served" "$(calc "$base + 80 * $slow")"
+if [ "${MG_SANITIZE:-0}" = 1 ]; then
+    check "...sidecar memory bounded: VmHWM +$((hwm2 - hwm0)) KiB over both runs (ASan: < 256 MiB)" [ $((hwm2 - hwm0)) -lt 262144 ]
+else
+    check "...sidecar memory bounded: VmHWM +$((hwm1 - hwm0)) KiB in 1.5 s (< 16 MiB)" [ $((hwm1 - hwm0)) -lt 16384 ]
+    check "...and flat while the overload goes on: +$((hwm2 - hwm1)) KiB in 3 s more (< 2 MiB)" [ $((hwm2 - hwm1)) -lt 2048 ]
+fi
+check "...refusals counted in modelgate_shed_total or modelgate_rate_limited_total" eval '[ $(( $(scm modelgate_shed_total) - sh0 + $(scm modelgate_rate_limited_total) - rl0 )) -ge "$ref" ]'
+res=$(load --conns 4 --requests 40 --path /v1/chat/completions --body "$BB")
+check_eq "after the overload: 40 of 40 served again" "$(j "$res" .ok)" 40
+
+check "the sidecar is still running" sc_alive sc
+sc_clean_exit sc
+finish
