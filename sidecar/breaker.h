@@ -56,6 +56,7 @@ struct sc_breaker {
     atomic_uint trips;                    /* consecutive trips, for the doubling */
     atomic_uint probes_out;               /* HALF_OPEN: probes let through */
     atomic_uint probes_ok;
+    atomic_uint_fast64_t half_open_since_ms; /* HALF_OPEN: when this round of probes began */
     atomic_uint_fast64_t bucket_start[SC_BREAKER_BUCKETS];
     atomic_uint bucket_total[SC_BREAKER_BUCKETS];
     atomic_uint bucket_fail[SC_BREAKER_BUCKETS];
@@ -75,7 +76,10 @@ void sc_breaker_group_init(struct sc_breaker_group *g, unsigned size,
 /* May a request go to this endpoint now? 1 yes (in HALF_OPEN this takes
  * one probe slot: the caller must report its outcome), 0 no. An OPEN
  * breaker whose time is up moves to HALF_OPEN here. now_ms: a monotonic
- * clock (mg_loop_now). */
+ * clock (mg_loop_now). A round of probes with no verdict after the current
+ * open duration (a probe abandoned without a report) is presumed lost: a
+ * new round of half_open_requests probes may start, so a lost report can
+ * delay recovery but never wedge the breaker half-open. */
 int sc_breaker_allow(struct sc_breaker *b, uint64_t now_ms, sc_breaker_transition_cb cb,
                      void *data);
 /* The outcome of a request that sc_breaker_allow let through. */

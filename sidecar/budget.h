@@ -1,6 +1,10 @@
 /* The retry budget: retries in flight may be at most percent% of the
  * requests in flight, and at least min_retries (a floor, so a quiet
- * service can still retry). Shared by the workers of a route; atomics
+ * service can still retry). The requests counted are those not retrying
+ * themselves (requests - retries in flight): a request on its retry does
+ * not widen the budget for itself, which is what makes the bound below
+ * hold (counting it would allow 1 / (1 - percent/100) attempts per request
+ * under a storm). Call sc_budget_retry_end when the retry attempt ends. Shared by the workers of a route; atomics
  * only. A retry that the budget refuses is not sent: the caller moves on
  * to its fallback or fails the request, and counts the refusal. This is
  * what keeps retries from amplifying an outage: under a storm of failures
