@@ -24,8 +24,6 @@ start_flaky fl || bail "the flaky upstream (node) did not start"
 FL=$flaky_port
 start_sim cutsim --model cut --version v1 --tokens 5 --fail-mode cut --fail-after 0 --fail-rate 1 || bail "modelsim cutsim did not start"
 CUT=$sim_port
-start_counter cs "$CUT" || bail "counter cs did not start"
-CS=$ctr_port
 sc_ports
 write_config() {
     cat >"$MG_TMP/sc.yaml" <<EOF
@@ -50,7 +48,7 @@ routes:
     retries: { attempts: 2, on: [connect-failure, reset, 503], backoff: { base: 1ms, max: 5ms } }
   - model: cut
     versions:
-      - { name: v1, weight: 1, endpoints: [127.0.0.1:$CS] }
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:$CUT] }
     retries: { attempts: 2, on: [connect-failure, reset, 503], backoff: { base: 1ms, max: 5ms } }
 EOF
 }
@@ -60,29 +58,30 @@ URL=http://127.0.0.1:$SC_PORT/v1/chat/completions
 
 # --- a backend killed under steady load, with a healthy fallback ------------------
 
-N=3000
-"$LOAD" --connect "127.0.0.1:$SC_PORT" --timeout-ms $((60000 * slow)) --conns 8 --requests $N \
+# Steady load for 3 s (x slow); v1 is killed once it has served 300
+# requests, and the load goes on through the fallback.
+"$LOAD" --connect "127.0.0.1:$SC_PORT" --timeout-ms $((60000 * slow)) --conns 8 --duration-ms $((3000 * slow)) \
     --path /v1/chat/completions --body "$(chat m 'steady load')" \
     --backend-header x-modelsim-version --count-header x-modelgate-fallback >"$MG_TMP/kill.json" &
 lpid=$!
-# Kill v1 once it has served a good share of the load.
-served_s1() { v=$(mval "$S1" vllm:request_success_total); [ "${v:-0}" -ge 800 ]; }
-wait_for $((20 * slow)) served_s1
+served_s1() { v=$(mval "$S1" vllm:request_success_total); [ "${v:-0}" -ge 300 ]; }
+wait_for $((5 * slow)) served_s1
 s1_before=$(mval "$S1" vllm:request_success_total)
 kill -KILL "$(pid_of s1)"
 wait "$lpid"
 res=$(cat "$MG_TMP/kill.json")
 echo "# kill -9 of v1 after it served $s1_before requests: $res"
-check_eq "kill -9 of a backend under load: all $N client requests answered 200 (no failure, none unfinished)" \
-    "$(j "$res" '[.done, .ok, .non2xx, .transport_errors, .unfinished] | join("|")')" "$N|$N|0|0|0"
+N=$(j "$res" .done)
+check "kill -9 of a backend under load: at least 2000 client requests ($N)" eval '[ "$N" -ge 2000 ]'
+check_eq "...and every one answered 200 (no failure, none unfinished)" \
+    "$(j "$res" '[.ok, .non2xx, .transport_errors, .unfinished] | join("|")')" "$N|0|0|0"
 v1=$(j "$res" '.versions.v1 // 0'); v2=$(j "$res" '.versions.v2 // 0')
-check "...served by v1 before the kill ($v1) and by the fallback v2 after it ($v2)" eval '[ "$v1" -ge 800 ] && [ "$v2" -ge 500 ]'
+check "...served by v1 before the kill ($v1) and by the fallback v2 after it ($v2)" eval '[ "$v1" -ge 300 ] && [ "$v2" -ge 500 ]'
 check_eq "...every response came from the backend its x-modelgate-version names" "$(j "$res" .backend_mismatch)" 0
 hops=$(j "$res" '[.headers["x-modelgate-fallback"] | to_entries[] | select(.key != "-") | .value] | add // 0')
 check "...the fallback responses carry x-modelgate-fallback ($hops of $v2)" eval '[ "$hops" -ge 1 ] && [ "$hops" -le "$v2" ]'
 check "...and modelgate_fallbacks_total counts them ($(scm modelgate_fallbacks_total))" eval '[ "$(scm modelgate_fallbacks_total)" -ge 1 ]'
-st=$(sc_state)
-check "GET /state shows v1's dead endpoint's breaker open" eval '[ "$(jq -r --arg e "127.0.0.1:$S1" "[.. | objects | select((.endpoint? // .address? // .name?) == \$e) | .state? // .breaker?] | map(tostring) | join(\",\")" <<<"$st" 2>/dev/null)" = open ]'
+check_eq "GET /state shows the dead endpoint's breaker open" "$(ep_state "127.0.0.1:$S1")" open
 
 # --- a 429 storm from every backend: the retry budget --------------------------
 
@@ -137,17 +136,19 @@ check_eq "...the client got that event once, one error event and [DONE]" \
 # A modelsim that cuts every connection before any response byte: each
 # request is tried 1 + 2 times, then the client gets a clean error; once
 # the backend heals, one attempt does.
-a0=$(attempts "$CS")
+# (modelsim counts a cut request as finished_reason "abort".)
+cuts() { v=$(mval "$CUT" vllm:request_success_total); echo "${v:-0}"; }
+a0=$(cuts)
 code=$(sc_req "$MG_TMP/c1" "$(chat cut c1)")
 check_eq "a whole reply cut before any byte: retried twice, then a 5xx with an OpenAI body" \
-    "$(( $(attempts "$CS") - a0 ))|${code:0:1}|$(oai_error "$MG_TMP/c1.b")" "3|5|ok"
-a0=$(attempts "$CS")
+    "$(( $(cuts) - a0 ))|${code:0:1}|$(oai_error "$MG_TMP/c1.b")" "3|5|ok"
+a0=$(cuts)
 code=$(curl -sN --max-time $((10 * slow)) -o "$MG_TMP/c2.b" -w '%{http_code}' "$URL" -H 'Content-Type: application/json' -d "$(chat cut c2 '"stream":true')")
-check_eq "a stream cut before its first byte: retried twice too, then a 5xx" "$(( $(attempts "$CS") - a0 ))|${code:0:1}" "3|5"
+check_eq "a stream cut before its first byte: retried twice too, then a 5xx" "$(( $(cuts) - a0 ))|${code:0:1}" "3|5"
 sim_set "$CUT" '{"fail_rate":0}' || not_ok "modelsim cutsim: fail_rate 0" "$(cat "$MG_TMP/sim_set.out")"
-a0=$(attempts "$CS")
+a0=$(cuts)
 code=$(sc_req "$MG_TMP/c3" "$(chat cut c3)")
-check_eq "once the backend heals: 200 at the first attempt, no x-modelgate-retries" "$code|$(( $(attempts "$CS") - a0 ))|$(hdr "$MG_TMP/c3.h" x-modelgate-retries)" "200|1|"
+check_eq "once the backend heals: 200 at the first attempt, no retry" "$code|$(( $(cuts) - a0 ))|$(hdr "$MG_TMP/c3.h" x-modelgate-retries | sed 's/^0$//')" "200|1|"
 check "the sidecar is still running" sc_alive sc
 sc_clean_exit sc
 finish
