@@ -93,6 +93,22 @@ static void route_free(struct sc_route *r)
     free(r->match);
     free(r->sticky_header);
     free(r->model);
+    free(r->retries);
+    free(r->breaker);
+    free(r->rate);
+    for (unsigned i = 0; r->fallback && i < r->nfallback; i++) {
+        free(r->fallback[i].model);
+        free(r->fallback[i].message);
+        free(r->fallback[i].content);
+    }
+    free(r->fallback);
+    if (r->admission) {
+        free(r->admission->priority_header);
+        for (unsigned i = 0; i < r->admission->nsheddable; i++)
+            free(r->admission->sheddable[i]);
+        free(r->admission->sheddable);
+        free(r->admission);
+    }
 }
 
 static void config_free(struct sc_config *cfg)
@@ -100,6 +116,8 @@ static void config_free(struct sc_config *cfg)
     struct sc_config_priv *p = (struct sc_config_priv *)cfg;
     if (!cfg)
         return;
+    if (cfg->policy && cfg->policy_free)
+        cfg->policy_free(cfg->policy);
     for (unsigned i = 0; cfg->routes && i < cfg->nroutes; i++)
         route_free(&cfg->routes[i]);
     free(cfg->routes);
@@ -300,6 +318,452 @@ static json_t *sub_object(json_t *parent, const char *key)
     return o;
 }
 
+/* --- policies (issue 5) ----------------------------------------------------- */
+
+/* The policy object at base.key when present: 0 with *o set (NULL when
+ * absent), -1 when it is not an object (recorded). */
+static int policy_obj(struct vctx *v, json_t *rj, const char *base, const char *key,
+                      const char *const *keys, json_t **o)
+{
+    *o = NULL;
+    if (chk(v, mg_json_opt_object(v->doc, v->e, o, "%s.%s", base, key)) < 0 || !*o)
+        return -1;
+    chk(v, mg_json_check_keys(v->doc, v->e, keys, "%s.%s", base, key));
+    return 0;
+}
+
+/* A duration key with its default written back: 0 (also the bare YAML
+ * integer 0) is allowed when min is 0. */
+static int pol_duration(struct vctx *v, json_t *o, const char *base, const char *key,
+                        uint32_t *out, uint64_t def, const char *def_text, uint64_t min,
+                        uint64_t max)
+{
+    uint64_t ms = def;
+    json_t *x = json_object_get(o, key);
+    if (min == 0 && json_is_integer(x) && json_integer_value(x) == 0)
+        ms = 0;
+    else
+        chk(v, mg_json_opt_duration(v->doc, v->e, &ms, min, max, "%s.%s", base, key));
+    *out = (uint32_t)ms;
+    return fill(o, key, json_string(def_text));
+}
+
+static int pol_int(struct vctx *v, json_t *o, const char *base, const char *key, unsigned *out,
+                   long long def, long long min, long long max)
+{
+    long long n = def;
+    chk(v, mg_json_opt_int(v->doc, v->e, &n, min, max, "%s.%s", base, key));
+    *out = (unsigned)n;
+    return fill(o, key, json_integer(def));
+}
+
+static int pol_num(struct vctx *v, json_t *o, const char *base, const char *key, double *out,
+                   double def, double min, double max, int write_default)
+{
+    double d = def;
+    chk(v, mg_json_opt_number(v->doc, v->e, &d, min, max, "%s.%s", base, key));
+    *out = d;
+    return write_default ? fill(o, key, json_real(def)) : 0;
+}
+
+static int parse_retries(struct vctx *v, json_t *rj, const char *base, struct sc_route *r)
+{
+    static const char *const keys[] = {"attempts", "on", "perTryTimeout", "backoff",
+                                       "budgetPercent", "minRetries", NULL};
+    static const char *const bkeys[] = {"base", "max", NULL};
+    char b[64], path[160];
+    json_t *o;
+    snprintf(b, sizeof b, "%s.retries", base);
+    /* YAML 1.1 reads a bare `on:` key as the boolean true: take it back. */
+    json_t *ro = json_is_object(rj) ? json_object_get(rj, "retries") : NULL;
+    if (json_is_object(ro) && json_object_get(ro, "true") && !json_object_get(ro, "on")) {
+        json_t *x = json_object_get(ro, "true");
+        if (json_object_set(ro, "on", x) < 0 || json_object_del(ro, "true") < 0)
+            return -ENOMEM;
+    }
+    if (policy_obj(v, rj, base, "retries", keys, &o) < 0)
+        return 0;
+    struct sc_retries *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return -ENOMEM;
+    r->retries = rt;
+    if (pol_int(v, o, b, "attempts", &rt->attempts, 2, 0, 10) < 0)
+        return -ENOMEM;
+    json_t *on = NULL;
+    if (chk(v, mg_json_opt_array(v->doc, v->e, &on, "%s.on", b)) == 0 && on) {
+        size_t i;
+        json_t *x;
+        json_array_foreach(on, i, x) {
+            snprintf(path, sizeof path, "%s.on[%zu]", b, i);
+            long long st = -1;
+            if (json_is_integer(x)) {
+                st = json_integer_value(x);
+            } else if (json_is_string(x)) {
+                const char *s = json_string_value(x);
+                char *end;
+                if (strcmp(s, "connect-failure") == 0) {
+                    rt->on |= SC_RETRY_CONNECT;
+                    continue;
+                }
+                if (strcmp(s, "reset") == 0) {
+                    rt->on |= SC_RETRY_RESET;
+                    continue;
+                }
+                if (strcmp(s, "timeout") == 0) {
+                    rt->on |= SC_RETRY_TIMEOUT;
+                    continue;
+                }
+                st = strtoll(s, &end, 10);
+                if (!*s || *end)
+                    st = -2;
+            }
+            if (st == -2 || (st == -1 && !json_is_integer(x))) {
+                verr(v, path, "expected connect-failure, reset, timeout or an HTTP status "
+                              "400-599");
+                continue;
+            }
+            if (st < 400 || st > 599) {
+                verr(v, path, "%lld: only statuses 400-599 can be retried", st);
+                continue;
+            }
+            rt->status[st / 8] |= (uint8_t)(1u << (st % 8));
+        }
+    } else if (!on) {
+        static const int defs[] = {429, 502, 503, 504};
+        rt->on = SC_RETRY_CONNECT | SC_RETRY_RESET | SC_RETRY_TIMEOUT;
+        for (size_t i = 0; i < sizeof defs / sizeof defs[0]; i++)
+            rt->status[defs[i] / 8] |= (uint8_t)(1u << (defs[i] % 8));
+        json_t *d = json_pack("[s,s,s,i,i,i,i]", "connect-failure", "reset", "timeout", 429, 502,
+                              503, 504);
+        if (fill(o, "on", d) < 0)
+            return -ENOMEM;
+    }
+    if (pol_duration(v, o, b, "perTryTimeout", &rt->per_try_ms, 2000, "2s", 0,
+                     SC_TIMEOUT_MAX_MS) < 0)
+        return -ENOMEM;
+    json_t *bo = NULL;
+    rt->backoff_base_ms = 25;
+    rt->backoff_max_ms = 250;
+    if (chk(v, mg_json_opt_object(v->doc, v->e, &bo, "%s.backoff", b)) == 0) {
+        chk(v, mg_json_check_keys(v->doc, v->e, bkeys, "%s.backoff", b));
+        if (!(bo = sub_object(o, "backoff")))
+            return -ENOMEM;
+        char bb[96];
+        snprintf(bb, sizeof bb, "%s.backoff", b);
+        if (pol_duration(v, bo, bb, "base", &rt->backoff_base_ms, 25, "25ms", 0, 60000) < 0 ||
+            pol_duration(v, bo, bb, "max", &rt->backoff_max_ms, 250, "250ms", 0, 600000) < 0)
+            return -ENOMEM;
+        if (rt->backoff_max_ms < rt->backoff_base_ms) {
+            snprintf(path, sizeof path, "%s.max", bb);
+            verr(v, path, "must be at least backoff.base (%u ms)", (unsigned)rt->backoff_base_ms);
+        }
+    }
+    if (pol_int(v, o, b, "budgetPercent", &rt->budget_percent, 20, 0, 100) < 0 ||
+        pol_int(v, o, b, "minRetries", &rt->min_retries, 3, 0, 100000) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+static int parse_breaker(struct vctx *v, json_t *rj, const char *base, struct sc_route *r)
+{
+    static const char *const keys[] = {"consecutiveFailures", "failureRate", "window",
+                                       "minRequests", "openDuration", "maxOpenDuration",
+                                       "halfOpenRequests", "maxEjectionPercent",
+                                       "maxConcurrent", "maxPending", "pendingTimeout",
+                                       "overloadStatus", NULL};
+    char b[64], path[160];
+    json_t *o;
+    snprintf(b, sizeof b, "%s.circuitBreaker", base);
+    if (policy_obj(v, rj, base, "circuitBreaker", keys, &o) < 0)
+        return 0;
+    struct sc_breaker_cfg *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    r->breaker = c;
+    unsigned st = 503;
+    if (pol_int(v, o, b, "consecutiveFailures", &c->consecutive_failures, 5, 0, 100000) < 0 ||
+        pol_num(v, o, b, "failureRate", &c->failure_rate, 0.5, 0, 1, 1) < 0 ||
+        pol_duration(v, o, b, "window", &c->window_ms, 10000, "10s", 100, 3600 * 1000) < 0 ||
+        pol_int(v, o, b, "minRequests", &c->min_requests, 20, 1, 1000000) < 0 ||
+        pol_duration(v, o, b, "openDuration", &c->open_ms, 30000, "30s", 10, 3600 * 1000) < 0 ||
+        pol_duration(v, o, b, "maxOpenDuration", &c->max_open_ms, 300000, "5m", 10,
+                     SC_TIMEOUT_MAX_MS) < 0 ||
+        pol_int(v, o, b, "halfOpenRequests", &c->half_open_requests, 3, 1, 10000) < 0 ||
+        pol_int(v, o, b, "maxEjectionPercent", &c->max_ejection_percent, 50, 0, 100) < 0 ||
+        pol_int(v, o, b, "maxConcurrent", &c->max_concurrent, 256, 0, 10000000) < 0 ||
+        pol_int(v, o, b, "maxPending", &c->max_pending, 512, 0, 1000000) < 0 ||
+        pol_duration(v, o, b, "pendingTimeout", &c->pending_timeout_ms, 1000, "1s", 0,
+                     600000) < 0 ||
+        pol_int(v, o, b, "overloadStatus", &st, 503, 100, 599) < 0)
+        return -ENOMEM;
+    if (c->max_open_ms < c->open_ms) {
+        snprintf(path, sizeof path, "%s.maxOpenDuration", b);
+        verr(v, path, "must be at least openDuration (%u ms)", (unsigned)c->open_ms);
+    }
+    if (st != 503 && st != 429) {
+        snprintf(path, sizeof path, "%s.overloadStatus", b);
+        verr(v, path, "%u: must be 503 or 429", st);
+    }
+    c->overload_status = (int)st;
+    return 0;
+}
+
+static int parse_rate(struct vctx *v, json_t *rj, const char *base, struct sc_route *r)
+{
+    static const char *const keys[] = {"requestsPerSecond", "burst", "tokensPerMinute",
+                                       "perKey", "defaultMaxTokens", "keyTable", NULL};
+    static const char *const kkeys[] = {"requestsPerSecond", "burst", "tokensPerMinute", NULL};
+    char b[64], path[160];
+    json_t *o;
+    snprintf(b, sizeof b, "%s.rateLimit", base);
+    if (policy_obj(v, rj, base, "rateLimit", keys, &o) < 0)
+        return 0;
+    struct sc_rate_cfg *c = calloc(1, sizeof *c);
+    if (!c)
+        return -ENOMEM;
+    r->rate = c;
+    if (pol_num(v, o, b, "requestsPerSecond", &c->rps, 0, 0.001, 1e7, 0) < 0 ||
+        pol_num(v, o, b, "burst", &c->burst, 0, 1, 1e9, 0) < 0 ||
+        pol_num(v, o, b, "tokensPerMinute", &c->tpm, 0, 1, 1e12, 0) < 0 ||
+        pol_int(v, o, b, "defaultMaxTokens", &c->default_max_tokens, 256, 1, 10000000) < 0 ||
+        pol_int(v, o, b, "keyTable", &c->key_table, 4096, 16, 1 << 20) < 0)
+        return -ENOMEM;
+    if (c->key_table & (c->key_table - 1)) {
+        snprintf(path, sizeof path, "%s.keyTable", b);
+        verr(v, path, "%u is not a power of two (e.g. 4096)", c->key_table);
+    }
+    if (c->burst && !c->rps) {
+        snprintf(path, sizeof path, "%s.burst", b);
+        verr(v, path, "burst needs requestsPerSecond");
+    }
+    if (c->rps && !c->burst) {
+        c->burst = c->rps < 1 ? 1 : c->rps;
+        if (fill(o, "burst", json_real(c->burst)) < 0)
+            return -ENOMEM;
+    }
+    json_t *k = NULL;
+    if (chk(v, mg_json_opt_object(v->doc, v->e, &k, "%s.perKey", b)) == 0 && k) {
+        char kb[96];
+        snprintf(kb, sizeof kb, "%s.perKey", b);
+        chk(v, mg_json_check_keys(v->doc, v->e, kkeys, "%s", kb));
+        if (pol_num(v, k, kb, "requestsPerSecond", &c->key_rps, 0, 0.001, 1e7, 0) < 0 ||
+            pol_num(v, k, kb, "burst", &c->key_burst, 0, 1, 1e9, 0) < 0 ||
+            pol_num(v, k, kb, "tokensPerMinute", &c->key_tpm, 0, 1, 1e12, 0) < 0)
+            return -ENOMEM;
+        if (c->key_burst && !c->key_rps) {
+            snprintf(path, sizeof path, "%s.burst", kb);
+            verr(v, path, "burst needs requestsPerSecond");
+        }
+        if (c->key_rps && !c->key_burst) {
+            c->key_burst = c->key_rps < 1 ? 1 : c->key_rps;
+            if (fill(k, "burst", json_real(c->key_burst)) < 0)
+                return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int parse_fallback(struct vctx *v, json_t *rj, const char *base, struct sc_route *r)
+{
+    static const char *const keys[] = {"version", "model", "static", "longContext", NULL};
+    static const char *const skeys[] = {"status", "message", "content", NULL};
+    char b[96], path[192];
+    json_t *arr = NULL;
+    if (chk(v, mg_json_opt_array(v->doc, v->e, &arr, "%s.fallback", base)) < 0 || !arr)
+        return 0;
+    size_t n = json_array_size(arr);
+    if (n > SC_MAX_FALLBACK) {
+        snprintf(path, sizeof path, "%s.fallback", base);
+        verr(v, path, "%zu hops; at most %d", n, SC_MAX_FALLBACK);
+        n = SC_MAX_FALLBACK;
+    }
+    if (n && !(r->fallback = calloc(n, sizeof *r->fallback)))
+        return -ENOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        json_t *o = NULL;
+        snprintf(b, sizeof b, "%s.fallback[%u]", base, i);
+        if (chk(v, mg_json_get_object(v->doc, v->e, &o, "%s", b)) < 0)
+            continue;
+        chk(v, mg_json_check_keys(v->doc, v->e, keys, "%s", b));
+        struct sc_fallback *f = &r->fallback[r->nfallback];
+        int lc = 0;
+        chk(v, mg_json_opt_bool(v->doc, v->e, &lc, "%s.longContext", b));
+        f->long_context = lc != 0;
+        int kinds = !!json_object_get(o, "version") + !!json_object_get(o, "model") +
+                    !!json_object_get(o, "static");
+        if (kinds != 1) {
+            verr(v, b, "a hop is exactly one of {version: NAME}, {model: NAME} or "
+                       "{static: {status, message|content}}");
+            continue;
+        }
+        const char *s = NULL;
+        if (json_object_get(o, "version")) {
+            if (chk(v, mg_json_get_string(v->doc, v->e, &s, "%s.version", b)) < 0)
+                continue;
+            int idx = -1;
+            for (unsigned k = 0; k < r->nversions; k++)
+                if (r->versions[k].name && strcmp(r->versions[k].name, s) == 0)
+                    idx = (int)k;
+            if (idx < 0) {
+                snprintf(path, sizeof path, "%s.version", b);
+                verr(v, path, "no version named \"%s\" in this route", s);
+                continue;
+            }
+            f->kind = SC_FB_VERSION;
+            f->version = (unsigned)idx;
+        } else if (json_object_get(o, "model")) {
+            if (chk(v, mg_json_get_string(v->doc, v->e, &s, "%s.model", b)) < 0)
+                continue;
+            snprintf(path, sizeof path, "%s.model", b);
+            if (!s[0] || strlen(s) > SC_MODEL_MAX || has_ctl(s) || strcmp(s, "*") == 0) {
+                verr(v, path, "\"%s\" is not a model name another route serves", s);
+                continue;
+            }
+            f->kind = SC_FB_MODEL;
+            if (!(f->model = strdup(s)))
+                return -ENOMEM;
+        } else {
+            json_t *so = NULL;
+            char sb[128];
+            snprintf(sb, sizeof sb, "%s.static", b);
+            if (chk(v, mg_json_get_object(v->doc, v->e, &so, "%s", sb)) < 0)
+                continue;
+            chk(v, mg_json_check_keys(v->doc, v->e, skeys, "%s", sb));
+            long long st = 0;
+            if (chk(v, mg_json_get_int(v->doc, v->e, &st, 200, 599, "%s.status", sb)) < 0)
+                continue;
+            f->kind = SC_FB_STATIC;
+            f->status = (int)st;
+            const char *msg = NULL, *content = NULL;
+            chk(v, mg_json_opt_string(v->doc, v->e, &msg, "%s.message", sb));
+            chk(v, mg_json_opt_string(v->doc, v->e, &content, "%s.content", sb));
+            if (st < 300) {
+                if (!content) {
+                    snprintf(path, sizeof path, "%s.content", sb);
+                    verr(v, path, "a static %lld reply needs content (the assistant's text)",
+                         st);
+                    continue;
+                }
+                if (msg) {
+                    snprintf(path, sizeof path, "%s.message", sb);
+                    verr(v, path, "a static %lld reply takes content, not message", st);
+                }
+            } else if (content) {
+                snprintf(path, sizeof path, "%s.content", sb);
+                verr(v, path, "a static error (%lld) takes message, not content", st);
+            }
+            if (content && strlen(content) > 65536) {
+                snprintf(path, sizeof path, "%s.content", sb);
+                verr(v, path, "longer than 64 KiB");
+            }
+            if (msg && strlen(msg) > 1024) {
+                snprintf(path, sizeof path, "%s.message", sb);
+                verr(v, path, "longer than 1 KiB");
+            }
+            if ((content && !(f->content = strdup(content))) ||
+                !(f->message = strdup(msg ? msg : "the model is unavailable; retry later")))
+                return -ENOMEM;
+        }
+        r->nfallback++;
+    }
+    return 0;
+}
+
+static int parse_admission(struct vctx *v, json_t *rj, const char *base, struct sc_route *r)
+{
+    static const char *const keys[] = {"interval", "staleAfter", "maxWaiting",
+                                       "maxKvCacheUsage", "priorityHeader", "sheddable", NULL};
+    char b[64], path[160];
+    json_t *o;
+    int oom = 0;
+    snprintf(b, sizeof b, "%s.admission", base);
+    if (policy_obj(v, rj, base, "admission", keys, &o) < 0)
+        return 0;
+    struct sc_admission *a = calloc(1, sizeof *a);
+    if (!a)
+        return -ENOMEM;
+    r->admission = a;
+    if (pol_duration(v, o, b, "interval", &a->interval_ms, 100, "100ms", 10, 60000) < 0 ||
+        pol_duration(v, o, b, "staleAfter", &a->stale_ms, 1000, "1s", 10, 3600 * 1000) < 0 ||
+        pol_int(v, o, b, "maxWaiting", &a->max_waiting, 8, 0, 1000000) < 0 ||
+        pol_num(v, o, b, "maxKvCacheUsage", &a->max_kv, 0.9, 0, 1, 1) < 0)
+        return -ENOMEM;
+    if (a->stale_ms < a->interval_ms) {
+        snprintf(path, sizeof path, "%s.staleAfter", b);
+        verr(v, path, "must be at least interval (%u ms)", (unsigned)a->interval_ms);
+    }
+    const char *h = "x-priority";
+    chk(v, mg_json_opt_string(v->doc, v->e, &h, "%s.priorityHeader", b));
+    snprintf(path, sizeof path, "%s.priorityHeader", b);
+    a->priority_header = header_token(v, path, h, &oom);
+    if (oom)
+        return -ENOMEM;
+    if (fill(o, "priorityHeader", json_string("x-priority")) < 0)
+        return -ENOMEM;
+    json_t *sh = NULL;
+    if (chk(v, mg_json_opt_array(v->doc, v->e, &sh, "%s.sheddable", b)) < 0)
+        return 0;
+    if (!sh) {
+        if (fill(o, "sheddable", json_pack("[s,s]", "low", "batch")) < 0)
+            return -ENOMEM;
+        sh = json_object_get(o, "sheddable");
+    }
+    size_t n = json_array_size(sh);
+    if (n > 64) {
+        snprintf(path, sizeof path, "%s.sheddable", b);
+        verr(v, path, "%zu values; at most 64", n);
+        n = 64;
+    }
+    if (n && !(a->sheddable = calloc(n, sizeof *a->sheddable)))
+        return -ENOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        const char *s = NULL;
+        if (chk(v, mg_json_get_string(v->doc, v->e, &s, "%s.sheddable[%u]", b, i)) < 0)
+            continue;
+        if (!*s || strlen(s) > 256 || has_ctl(s)) {
+            snprintf(path, sizeof path, "%s.sheddable[%u]", b, i);
+            verr(v, path, "a priority value is 1-256 bytes without control characters");
+            continue;
+        }
+        if (!(a->sheddable[a->nsheddable++] = strdup(s)))
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Model fallbacks name another route: checked once every route is known. */
+static void check_model_fallbacks(struct vctx *v, struct sc_config *cfg)
+{
+    for (unsigned i = 0; i < cfg->nroutes; i++) {
+        struct sc_route *r = &cfg->routes[i];
+        for (unsigned j = 0; j < r->nfallback; j++) {
+            struct sc_fallback *f = &r->fallback[j];
+            if (f->kind != SC_FB_MODEL || !f->model)
+                continue;
+            int found = 0;
+            for (unsigned k = 0; k < cfg->nroutes; k++)
+                if (cfg->routes[k].model && !cfg->routes[k].wildcard &&
+                    strcmp(cfg->routes[k].model, f->model) == 0)
+                    found = 1;
+            char path[96];
+            /* The document index: routes keep document order but the
+             * wildcard, so find it by the raw object. */
+            unsigned di = i;
+            json_t *routes = json_object_get(v->doc, "routes");
+            for (unsigned k = 0; k < json_array_size(routes); k++)
+                if (json_array_get(routes, k) == r->raw)
+                    di = k;
+            snprintf(path, sizeof path, "routes[%u].fallback[%u].model", di, j);
+            if (r->model && strcmp(f->model, r->model) == 0)
+                verr(v, path, "\"%s\" is this route's own model; a model fallback names "
+                              "another route",
+                     f->model);
+            else if (!found)
+                verr(v, path, "no route serves model \"%s\"", f->model);
+        }
+    }
+}
+
 /* --- routes ---------------------------------------------------------------- */
 
 /* Validates routes[i] into r. Returns 0 (errors are counted in v), or
@@ -308,7 +772,7 @@ static int parse_route(struct vctx *v, json_t *rj, unsigned i, struct sc_route *
 {
     static const char *const rkeys[] = {"model", "versions", "match", "sticky", "timeouts",
                                         "retries", "circuitBreaker", "rateLimit", "fallback",
-                                        "mtls", NULL};
+                                        "admission", "mtls", NULL};
     static const char *const vkeys[] = {"name", "weight", "endpoints", NULL};
     static const char *const mkeys[] = {"header", "value", "version", NULL};
     static const char *const skeys[] = {"header", NULL};
@@ -568,10 +1032,11 @@ static int parse_route(struct vctx *v, json_t *rj, unsigned i, struct sc_route *
     r->timeouts.idle = (uint32_t)t[2];
     r->timeouts.total = (uint32_t)t[3];
 
-    accept_later(v, root, base, "retries", 0);
-    accept_later(v, root, base, "circuitBreaker", 0);
-    accept_later(v, root, base, "rateLimit", 0);
-    accept_later(v, root, base, "fallback", 1);
+    int rc;
+    if ((rc = parse_retries(v, rj, base, r)) < 0 || (rc = parse_breaker(v, rj, base, r)) < 0 ||
+        (rc = parse_rate(v, rj, base, r)) < 0 || (rc = parse_fallback(v, rj, base, r)) < 0 ||
+        (rc = parse_admission(v, rj, base, r)) < 0)
+        return rc;
     accept_later(v, root, base, "mtls", 0);
     return 0;
 }
@@ -763,6 +1228,7 @@ static int parse_doc(struct vctx *v, struct sc_config *cfg)
             }
         }
     }
+    check_model_fallbacks(v, cfg);
     /* The wildcard is tried last; keep the others in document order. */
     for (unsigned i = 0; i + 1 < cfg->nroutes; i++) {
         if (cfg->routes[i].wildcard) {

@@ -26,10 +26,25 @@
  *       match:    [ {header: x-modelgate-version, value: v2, version: v2} ]
  *       sticky:   { header: x-session-id }
  *       timeouts: { connect: 1s, firstToken: 30s, idle: 60s, total: 10m }
- *       retries, circuitBreaker, rateLimit, fallback, mtls:
- *                 accepted as objects/arrays (issue 5 and later give them
- *                 meaning); until then --check warns that they are not
- *                 enforced.
+ *       retries:        { attempts: 2, on: [connect-failure, reset, timeout, 429, 502,
+ *                         503, 504], perTryTimeout: 2s, backoff: {base: 25ms, max: 250ms},
+ *                         budgetPercent: 20, minRetries: 3 }
+ *       circuitBreaker: { consecutiveFailures: 5, failureRate: 0.5, window: 10s,
+ *                         minRequests: 20, openDuration: 30s, maxOpenDuration: 5m,
+ *                         halfOpenRequests: 3, maxEjectionPercent: 50, maxConcurrent: 256,
+ *                         maxPending: 512, pendingTimeout: 1s, overloadStatus: 503 }
+ *       rateLimit:      { requestsPerSecond, burst, tokensPerMinute,
+ *                         perKey: {requestsPerSecond, burst, tokensPerMinute},
+ *                         defaultMaxTokens: 256, keyTable: 4096 }
+ *       fallback:       [ {version: v1}, {model: other}, {version: v3, longContext: true},
+ *                         {static: {status: 503, message: busy}} ]
+ *       admission:      { interval: 100ms, staleAfter: 1s, maxWaiting: 8,
+ *                         maxKvCacheUsage: 0.9, priorityHeader: x-priority,
+ *                         sheddable: [low, batch] }
+ *       mtls:           accepted, not enforced yet (--check warns).
+ *   Each policy object is optional; a route without it has no such policy
+ *   (and pays nothing for it on the request path). Defaults are written
+ *   into the document (GET /config). Bounds: docs/sidecar.md.
  *
  * Weights are integers 0..10000; a version's share is weight / sum of the
  * route's weights; the sum must be > 0. A version with weight 0 gets only
@@ -71,6 +86,65 @@ struct sc_timeouts {             /* ms; 0 = none */
     uint32_t total;              /* whole exchange, default 600000 */
 };
 
+/* Retry conditions besides statuses. */
+#define SC_RETRY_CONNECT 1u      /* connect refused, unreachable or timed out */
+#define SC_RETRY_RESET 2u        /* closed before any response byte */
+#define SC_RETRY_TIMEOUT 4u      /* perTryTimeout / firstToken before any byte */
+#define SC_STATUS_MAX 600
+
+struct sc_retries {
+    unsigned attempts;           /* retries after the first try (Istio's meaning) */
+    unsigned on;                 /* SC_RETRY_* */
+    uint8_t status[SC_STATUS_MAX / 8];   /* bit set: retry on this status */
+    uint32_t per_try_ms;         /* first byte of one try; 0: none */
+    uint32_t backoff_base_ms, backoff_max_ms;
+    unsigned budget_percent, min_retries;
+};
+
+struct sc_breaker_cfg {
+    unsigned consecutive_failures;   /* 0: off */
+    double failure_rate;             /* 0: off */
+    uint32_t window_ms;
+    unsigned min_requests;
+    uint32_t open_ms, max_open_ms;
+    unsigned half_open_requests;
+    unsigned max_ejection_percent;
+    unsigned max_concurrent;         /* per version, across workers; 0: none */
+    unsigned max_pending;            /* waiting per worker and version */
+    uint32_t pending_timeout_ms;
+    int overload_status;             /* 503 or 429 */
+};
+
+struct sc_rate_cfg {             /* 0: that limit is off */
+    double rps, burst, tpm;
+    double key_rps, key_burst, key_tpm;
+    unsigned default_max_tokens;
+    unsigned key_table;          /* slots, a power of two */
+};
+
+enum sc_fallback_kind { SC_FB_VERSION, SC_FB_MODEL, SC_FB_STATIC };
+
+struct sc_fallback {
+    enum sc_fallback_kind kind;
+    unsigned long_context : 1;   /* the only hops a context-length error takes */
+    unsigned version;            /* SC_FB_VERSION: index into the route's versions */
+    char *model;                 /* SC_FB_MODEL: another route's model */
+    int status;                  /* SC_FB_STATIC */
+    char *message;               /* static error message (status >= 300) */
+    char *content;               /* static reply text (status < 300) */
+};
+
+struct sc_admission {
+    uint32_t interval_ms, stale_ms;
+    unsigned max_waiting;        /* vllm:num_requests_waiting above this: saturated */
+    double max_kv;               /* vllm:kv_cache_usage_perc above this: saturated */
+    char *priority_header;       /* lower-cased */
+    char **sheddable;            /* priority values that may be shed */
+    unsigned nsheddable;
+};
+
+#define SC_MAX_FALLBACK 8
+
 struct sc_route {
     char *model;                 /* "*" for the wildcard route */
     unsigned wildcard : 1;
@@ -81,6 +155,12 @@ struct sc_route {
     unsigned nmatch;
     char *sticky_header;         /* lower-cased; NULL: no stickiness */
     struct sc_timeouts timeouts;
+    struct sc_retries *retries;  /* NULL: none (one try) */
+    struct sc_breaker_cfg *breaker;   /* NULL: no breakers, no concurrency limit */
+    struct sc_rate_cfg *rate;    /* NULL: no rate limits */
+    struct sc_fallback *fallback;
+    unsigned nfallback;
+    struct sc_admission *admission;   /* NULL: no load-aware admission */
     json_t *raw;                 /* this route's document (borrowed from doc):
                                   * where later issues read retries, ... */
 };
@@ -103,6 +183,11 @@ struct sc_config {
                                   * what GET /config shows */
     char *source;                /* file name, or "POST /config" */
     uint64_t generation;         /* set by the owner: 1, 2, ... per accepted table */
+    /* The process-wide policy state (breakers, buckets, budgets) this
+     * table uses, attached by the sidecar before the table is handed to
+     * the workers and released with the table (policy_free). */
+    void *policy;
+    void (*policy_free)(void *policy);
     int refs_;                   /* atomic */
 };
 

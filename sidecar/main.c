@@ -120,6 +120,12 @@ static uint64_t fnv1a(const char *p, size_t n)
 uint64_t sc_install(struct sc_config *cfg)
 {
     struct sc_config *old = sc_g.cfg;
+    /* The shared breakers, budgets and buckets it uses, found by key so
+     * that what stays keeps its state. */
+    int prc = cfg->policy ? 0 : sc_policy_attach(cfg);
+    if (prc < 0)
+        mg_log(MG_LOG_ERROR, "cannot build the policy state of the new table; it runs without "
+                             "breakers, budgets and rate limits", "error", MG_ERRNO(prc));
     if (old) {
         if (strcmp(old->listen, cfg->listen) != 0)
             mg_log(MG_LOG_WARN, "listen changed: it takes effect at the next restart", "was",
@@ -512,6 +518,10 @@ int main(int argc, char **argv)
         goto out_workers;
     }
     mg_metrics_thread_register();
+    if ((rc = sc_policy_attach(cfg)) < 0) {
+        fprintf(stderr, "modelgate-sidecar: cannot build the policy state: %s\n", strerror(-rc));
+        goto out_workers;
+    }
     cfg->generation = sc_g.generation = 1;
     sc_g.cfg = cfg;
     mg_gauge_set(sc_g.m.gen, 1);

@@ -49,6 +49,12 @@
 #define UP_HEAD_EXTRA 1024
 /* "upstream request failed" lines per second and worker. */
 #define WARN_PER_SEC 10
+/* An upstream error response held to decide on a retry or a fallback; a
+ * larger one is passed on as it is. */
+#define HELD_MAX (64 * 1024)
+/* How often a worker re-checks its pending queue for slots freed by other
+ * workers. */
+#define PEND_TICK_MS 5
 
 const char *const sc_uperr_names[SC_UPERR_N] = {
     [SC_UPERR_CONNECT] = "connect",
@@ -60,6 +66,8 @@ const char *const sc_uperr_names[SC_UPERR_N] = {
     [SC_UPERR_FIRST_TOKEN_TIMEOUT] = "first_token_timeout",
     [SC_UPERR_TOTAL_TIMEOUT] = "total_timeout",
     [SC_UPERR_LOCAL] = "local",
+    [SC_UPERR_PER_TRY_TIMEOUT] = "per_try_timeout",
+    [SC_UPERR_MALFORMED] = "malformed_stream",
 };
 
 /* ------------------------------------------------------------------------ */
@@ -87,12 +95,14 @@ struct sc_rt_version {
     struct mg_counter *tokens;
     struct mg_counter *uperr[SC_UPERR_N];
     struct sc_codes codes;
+    unsigned npend;                   /* requests waiting for a slot (this worker) */
 };
 
 struct sc_rt_route {
     const struct sc_route *cr;
     struct sc_rt_version *versions;
     char *json;                       /* its /v1/models object */
+    struct sc_codes static_codes;     /* answered by a static fallback */
 };
 
 struct sc_rt {
@@ -205,6 +215,8 @@ static int rt_build(struct sc_worker *w, struct sc_config *cfg, struct sc_rt **o
         struct sc_rt_route *rr = &rt->routes[i];
         const struct sc_route *cr = &cfg->routes[i];
         rr->cr = cr;
+        rr->static_codes.model = cr->model;
+        rr->static_codes.version = "static";
         rr->versions = calloc(cr->nversions ? cr->nversions : 1, sizeof *rr->versions);
         if (!rr->versions)
             goto fail;
@@ -237,43 +249,86 @@ fail:
 /* ------------------------------------------------------------------------ */
 /* Requests. */
 
+enum req_phase { PH_IDLE = 0, PH_PENDING, PH_BACKOFF, PH_UP };
+
 struct sc_req {
     /* Kept across reuse. */
     struct sc_worker *w;
     struct sc_req *next_free;
     struct mg_buf head;               /* the upstream request head */
     struct mg_buf body;               /* the request body */
-    struct mg_timer timer;            /* first token and total timeouts */
+    struct mg_buf held;               /* an upstream error response held for a decision */
+    struct mg_timer timer;            /* timeouts, back-off, the pending wait */
     /* Cleared per request, from here to reqid. */
     struct mg_httpd_req *down;
     struct sc_rt *rt;
-    const struct sc_route *route;
+    const struct sc_route *route0;    /* the route the request's model picked */
+    const struct sc_policy_route *pol0;
+    const struct sc_route *route;     /* the route serving now (another after a model hop) */
+    struct sc_rt_route *rr;
+    const struct sc_policy_route *pol;
     struct sc_rt_version *ver;
+    struct sc_rt_version *pver;       /* the version whose queue it waits in */
+    unsigned vi;
     unsigned ep;
+    struct sc_pol_ep *brk;            /* the breaker of the current try */
+    struct sc_pol_ver *slot;          /* the concurrency slot the current try holds */
+    struct sc_req *pend_prev, *pend_next;
     struct mg_httpc_req up;
-    const struct mg_h1_msg *umsg;     /* the upstream head, until the request ends */
+    const struct mg_h1_msg *umsg;     /* the upstream head, until the try ends */
     struct sc_sse sse;
-    uint64_t t0_ns, t_sent_ns;
-    uint64_t ft_deadline, total_deadline;   /* loop ms, 0: none */
+    struct sc_rate *tpm_route, *tpm_key;   /* token reservations to settle */
+    double tpm_cost;
+    uint64_t t0_ns, t_sent_ns, t_try_ns;
+    uint64_t ft_deadline, try_deadline, total_deadline;   /* loop ms, 0: none */
     uint64_t bytes;                   /* response body bytes written */
+    uint64_t tried[SC_MAX_ENDPOINTS / 64];   /* endpoints of the version tried */
     int status;                       /* sent to the client, 0 before */
     int uperr;                        /* enum sc_uperr, -1 none */
+    int held_status;                  /* the held upstream answer, 0 none */
+    int retry_after;                  /* our 503/429's Retry-After: 0 default, <0 none */
+    int fb_next;                      /* the next hop of route0's fallback chain */
+    unsigned tries, retries, nhops;
+    uint8_t phase;                    /* enum req_phase */
+    uint8_t last_cls;                 /* enum fail_cls of the last failed try */
     unsigned up_active : 1;           /* the upstream request runs */
     unsigned started : 1;             /* our response head went out */
     unsigned ended : 1;               /* and all of it (answered whole) */
     unsigned stream : 1;              /* "stream": true */
     unsigned body_failed : 1;         /* the body was refused: ignore the rest */
     unsigned close : 1;               /* answer with Connection: close */
-    uint16_t reqid_len, model_len, path_len, method_len;
+    unsigned holding : 1;             /* the current response is held, not passed on */
+    unsigned got_body : 1;            /* the current try's first body byte came */
+    unsigned budgeted : 1;            /* counted in route0's retry budget */
+    unsigned retry_budget : 1;        /* the current try is a retry the budget let through */
+    unsigned reported : 1;            /* the breaker heard this try's outcome */
+    unsigned spliced : 1;             /* the body's model was rewritten */
+    unsigned is_static : 1;           /* answered by a static fallback */
+    unsigned breaker_refused : 1;     /* some endpoint's breaker said no */
+    unsigned sse_out : 1;             /* our response is a chunked event stream */
+    unsigned stream_error : 1;        /* it broke off mid-way */
+    uint16_t reqid_len, model_len, path_len, method_len, hops_len, held_ctype_len, held_ra_len;
+    size_t model_off, model_span;     /* the "model" value in body */
     /* Filled before use. */
     char reqid[REQID_MAX + 1];
     char traceparent[TRACEPARENT_LEN + 1];
     char model[SC_REQSCAN_MODEL_MAX];
     char method[16];
     char path[PATH_LOG_MAX];
+    char hops[192];
+    char retries_s[12];
+    char held_ctype[96], held_ra[16];
+    char uperr_detail[96];
 };
 
 static void req_timer_cb(struct mg_loop *loop, struct mg_timer *t);
+static void up_head(struct mg_httpc_req *up, const struct mg_h1_msg *m);
+static void up_body(struct mg_httpc_req *up, const char *p, size_t n);
+static void up_done(struct mg_httpc_req *up);
+static void up_error(struct mg_httpc_req *up, enum mg_httpc_error kind, int err);
+static void ep_failed(struct sc_req *r);
+static const char *req_header_cb(void *ctx, const char *name, size_t *len);
+static unsigned policy_headers(struct sc_req *r, struct mg_h1_header *h);
 
 static struct sc_req *req_alloc(struct sc_worker *w)
 {
@@ -288,11 +343,13 @@ static struct sc_req *req_alloc(struct sc_worker *w)
         r->w = w;
         mg_buf_init(&r->head, 0);
         mg_buf_init(&r->body, 0);
+        mg_buf_init(&r->held, HELD_MAX);
         mg_timer_init(&r->timer, req_timer_cb, r);
     }
     r->next_free = NULL;
     memset(&r->down, 0, offsetof(struct sc_req, reqid) - offsetof(struct sc_req, down));
     r->uperr = -1;
+    r->uperr_detail[0] = '\0';
     return r;
 }
 
@@ -302,9 +359,12 @@ static void req_recycle(struct sc_worker *w, struct sc_req *r)
     if (w->nfree >= REQ_FREE_KEEP) {
         mg_buf_free(&r->head);
         mg_buf_free(&r->body);
+        mg_buf_free(&r->held);
         free(r);
         return;
     }
+    if (r->held.cap > REQ_BUF_KEEP)
+        mg_buf_free(&r->held);
     if (r->head.cap > REQ_BUF_KEEP)
         mg_buf_free(&r->head);
     if (r->body.cap > REQ_BUF_KEEP)
@@ -316,14 +376,20 @@ static void req_recycle(struct sc_worker *w, struct sc_req *r)
 
 /* The upstream request is over (done, failed or cancelled): the endpoint's
  * in-flight count goes down. */
+static void slot_release(struct sc_req *r);
+static void budget_give(struct sc_req *r);
+
 static void upstream_over(struct sc_req *r)
 {
     if (!r->up_active)
         return;
     r->up_active = 0;
+    r->phase = PH_IDLE;
     if (r->ver && r->ver->inflight[r->ep] > 0)
         r->ver->inflight[r->ep]--;
     mg_timer_stop(r->w->loop, &r->timer);
+    slot_release(r);
+    budget_give(r);
 }
 
 static void upstream_cancel(struct sc_req *r)
@@ -366,14 +432,32 @@ static int json_str(struct mg_buf *b, const char *s, size_t n)
     return 0;
 }
 
+/* x-modelgate-version (the serving version), x-modelgate-fallback (the
+ * hops taken, "v2>v1>static") and x-modelgate-retries (routes with
+ * retries): at most 3 headers. */
+static unsigned policy_headers(struct sc_req *r, struct mg_h1_header *h)
+{
+    unsigned n = 0;
+    if (r->ver && !r->is_static)
+        h[n++] = (struct mg_h1_header)MG_HTTPD_HDR("x-modelgate-version", r->ver->cv->name);
+    if (r->nhops)
+        h[n++] = (struct mg_h1_header){.name = "x-modelgate-fallback", .name_len = 20,
+                                       .value = r->hops, .value_len = r->hops_len};
+    if (r->route0 && r->route0->retries) {
+        int l = snprintf(r->retries_s, sizeof r->retries_s, "%u", r->retries);
+        h[n++] = (struct mg_h1_header){.name = "x-modelgate-retries", .name_len = 19,
+                                       .value = r->retries_s, .value_len = (uint32_t)l};
+    }
+    return n;
+}
+
 static unsigned base_headers(struct sc_req *r, struct mg_h1_header *h, const char *ctype)
 {
     unsigned n = 0;
     h[n++] = (struct mg_h1_header)MG_HTTPD_HDR("Content-Type", ctype);
     h[n++] = (struct mg_h1_header){.name = "x-request-id", .name_len = 12, .value = r->reqid,
                                    .value_len = r->reqid_len};
-    if (r->ver)
-        h[n++] = (struct mg_h1_header)MG_HTTPD_HDR("x-modelgate-version", r->ver->cv->name);
+    n += policy_headers(r, h + n);
     if (r->close)
         h[n++] = (struct mg_h1_header)MG_HTTPD_HDR("Connection", "close");
     return n;
@@ -412,10 +496,15 @@ static void req_error(struct sc_req *r, int status, const char *type, const char
     else
         mg_buf_append_str(b, "null");
     mg_buf_append_str(b, "}}\n");
-    struct mg_h1_header h[6];
+    struct mg_h1_header h[10];
     unsigned n = base_headers(r, h, "application/json");
-    if (status == 503)
-        h[n++] = (struct mg_h1_header)MG_HTTPD_HDR("Retry-After", "1");
+    char ra[12];
+    int secs = r->retry_after > 0 ? r->retry_after : r->retry_after == 0 && status == 503 ? 1 : 0;
+    if ((status == 503 || status == 429) && secs > 0) {
+        int l = snprintf(ra, sizeof ra, "%d", secs);
+        h[n++] = (struct mg_h1_header){.name = "Retry-After", .name_len = 11, .value = ra,
+                                       .value_len = (uint32_t)l};
+    }
     r->status = status;
     r->bytes = b->len;
     mg_httpd_respond(r->down, status, h, n, mg_buf_head(b), b->len);
@@ -423,7 +512,7 @@ static void req_error(struct sc_req *r, int status, const char *type, const char
 
 static void respond_json(struct sc_req *r, const char *body, size_t len)
 {
-    struct mg_h1_header h[6];
+    struct mg_h1_header h[10];
     unsigned n = base_headers(r, h, "application/json");
     r->status = 200;
     r->bytes = len;
@@ -655,14 +744,18 @@ static int build_upstream_head(struct mg_buf *b, const struct mg_h1_msg *m, cons
 }
 
 /* ------------------------------------------------------------------------ */
-/* Timers: first token and total. */
+/* Timers: first token, per try, total; back-off; the pending wait. */
 
 static void req_arm(struct sc_req *r)
 {
     struct mg_loop *loop = r->w->loop;
     uint64_t d = r->total_deadline;
-    if (r->ft_deadline && !r->sse.first_ns && (d == 0 || r->ft_deadline < d))
-        d = r->ft_deadline;
+    if (!r->got_body) {
+        if (r->ft_deadline && (d == 0 || r->ft_deadline < d))
+            d = r->ft_deadline;
+        if (r->try_deadline && (d == 0 || r->try_deadline < d))
+            d = r->try_deadline;
+    }
     if (d == 0) {
         mg_timer_stop(loop, &r->timer);
         return;
@@ -671,44 +764,815 @@ static void req_arm(struct sc_req *r)
     mg_timer_start(loop, &r->timer, d > now ? d - now : 0);
 }
 
-static void req_timer_cb(struct mg_loop *loop, struct mg_timer *t)
+/* ------------------------------------------------------------------------ */
+/* Policy helpers. */
+
+enum fail_cls { F_NONE, F_CONNECT, F_RESET, F_TIMEOUT, F_STATUS, F_CONTEXT, F_PROTOCOL };
+
+static void count4(struct mg_metric_family *f, const char *a, const char *b, const char *c,
+                   const char *d)
 {
-    struct sc_req *r = t->data;
-    uint64_t now = mg_loop_now(loop);
-    if (!r->up_active)
-        return;
-    enum sc_uperr k;
-    if (r->total_deadline && now >= r->total_deadline)
-        k = SC_UPERR_TOTAL_TIMEOUT;
-    else if (r->ft_deadline && !r->sse.first_ns && now >= r->ft_deadline)
-        k = SC_UPERR_FIRST_TOKEN_TIMEOUT;
-    else {
-        req_arm(r);
-        return;
-    }
-    upstream_cancel(r);
+    const char *v[] = {a, b, c, d, NULL};
+    struct mg_counter *x = NULL;
+    if (f && mg_metrics_counter_get(f, v, &x) == 0)
+        mg_counter_inc(x);
+}
+
+static void count2(struct mg_metric_family *f, const char *a, const char *b)
+{
+    const char *v[] = {a, b, NULL};
+    struct mg_counter *x = NULL;
+    if (f && mg_metrics_counter_get(f, v, &x) == 0)
+        mg_counter_inc(x);
+}
+
+static void count3(struct mg_metric_family *f, const char *a, const char *b, const char *c)
+{
+    const char *v[] = {a, b, c, NULL};
+    struct mg_counter *x = NULL;
+    if (f && mg_metrics_counter_get(f, v, &x) == 0)
+        mg_counter_inc(x);
+}
+
+/* A failed try of the current version, counted by kind (every try: a
+ * request that succeeded after retries counts its failures too). */
+static void uperr_count(struct sc_req *r, enum sc_uperr k)
+{
+    struct sc_rt_version *v = r->ver;
     r->uperr = (int)k;
-    if (r->started) {
-        mg_httpd_abort(r->down);   /* the client sees the stream stop short */
+    if (!v)
+        return;
+    /* Made at the first failure of its kind (most never happen). */
+    if (!v->uperr[k]) {
+        const char *kv[] = {v->codes.model, v->codes.version, sc_uperr_names[k], NULL};
+        mg_metrics_counter_get(sc_g.m.uperr, kv, &v->uperr[k]);
+    }
+    mg_counter_inc(v->uperr[k]);
+}
+
+/* The breaker hears the outcome of the current try, once. */
+static void try_report(struct sc_req *r, int success)
+{
+    struct sc_pol_ep *e = r->brk;
+    if (!e || r->reported)
+        return;
+    r->reported = 1;
+    sc_breaker_report(&e->br, success, mg_loop_now(r->w->loop), sc_policy_breaker_cb, e);
+}
+
+static struct sc_budget *req_budget(const struct sc_req *r)
+{
+    struct sc_pol_route *pr = r->pol0 ? r->pol0->route : NULL;
+    return pr && pr->has_budget ? &pr->budget : NULL;
+}
+
+/* A retry or a fallback hop to an upstream: within route0's retry budget?
+ * Attempts after a failed connect are free (nothing reached a server, so
+ * nothing is amplified), as is everything without a budget. */
+static int budget_take(struct sc_req *r)
+{
+    struct sc_budget *b = req_budget(r);
+    if (!b || r->tries == 0 || r->last_cls == F_CONNECT || r->last_cls == F_CONTEXT)
+        return 1;
+    if (sc_budget_retry_start(b)) {
+        r->retry_budget = 1;
+        return 1;
+    }
+    mg_counter_inc(r->pol0->route->budget_refused);
+    return 0;
+}
+
+static void budget_give(struct sc_req *r)
+{
+    if (!r->retry_budget)
+        return;
+    r->retry_budget = 0;
+    sc_budget_retry_end(req_budget(r));
+}
+
+static void pend_kick(struct sc_worker *w)
+{
+    if (w->npend && !mg_timer_armed(&w->pend_timer))
+        mg_timer_start(w->loop, &w->pend_timer, 0);
+}
+
+static void slot_release(struct sc_req *r)
+{
+    if (!r->slot)
+        return;
+    atomic_fetch_sub_explicit(&r->slot->inflight, 1, memory_order_release);
+    r->slot = NULL;
+    pend_kick(r->w);
+}
+
+/* A concurrency slot of the current version (maxConcurrent), or 1 when
+ * there is no limit. */
+static int slot_take(struct sc_req *r)
+{
+    const struct sc_policy_route *p = r->pol;
+    struct sc_pol_ver *pv = p && p->versions ? p->versions[r->vi].ver : NULL;
+    if (!pv || !pv->max_concurrent || r->slot)
+        return 1;
+    unsigned cur = atomic_load_explicit(&pv->inflight, memory_order_relaxed);
+    while (cur < pv->max_concurrent)
+        if (atomic_compare_exchange_weak_explicit(&pv->inflight, &cur, cur + 1,
+                                                  memory_order_acquire, memory_order_relaxed)) {
+            r->slot = pv;
+            return 1;
+        }
+    return 0;
+}
+
+static void pend_remove(struct sc_req *r)
+{
+    struct sc_worker *w = r->w;
+    if (r->phase != PH_PENDING)
+        return;
+    if (r->pend_prev)
+        r->pend_prev->pend_next = r->pend_next;
+    else
+        w->pend_head = r->pend_next;
+    if (r->pend_next)
+        r->pend_next->pend_prev = r->pend_prev;
+    else
+        w->pend_tail = r->pend_prev;
+    r->pend_prev = r->pend_next = NULL;
+    w->npend--;
+    r->pver->npend--;
+    r->phase = PH_IDLE;
+    mg_timer_stop(w->loop, &r->timer);
+}
+
+static void pend_push(struct sc_req *r, uint32_t timeout_ms)
+{
+    struct sc_worker *w = r->w;
+    r->phase = PH_PENDING;
+    r->pver = r->ver;
+    r->pend_next = NULL;
+    r->pend_prev = w->pend_tail;
+    if (w->pend_tail)
+        w->pend_tail->pend_next = r;
+    else
+        w->pend_head = r;
+    w->pend_tail = r;
+    w->npend++;
+    r->ver->npend++;
+    mg_timer_start(w->loop, &r->timer, timeout_ms);
+    if (!mg_timer_armed(&w->pend_timer))
+        mg_timer_start(w->loop, &w->pend_timer, PEND_TICK_MS);
+}
+
+static int retry_after_s(uint64_t ms)
+{
+    uint64_t s = (ms + 999) / 1000;
+    return s < 1 ? 1 : s > 3600 ? 3600 : (int)s;
+}
+
+/* Overload answers: maxConcurrent/maxPending, saturation, pending timeout. */
+static void overload(struct sc_req *r, const char *reason, const char *fmt, const char *what)
+{
+    const struct sc_breaker_cfg *bc = r->route->breaker;
+    int status = bc ? bc->overload_status : 503;
+    count2(sc_g.m.shed, r->route->model, reason);
+    r->retry_after = 1;
+    if (status == 429)
+        req_error(r, 429, "rate_limit_error", "overloaded", NULL, fmt, r->route->model, what);
+    else
+        req_error(r, 503, "server_error", "overloaded", NULL, fmt, r->route->model, what);
+}
+
+static int sheddable(struct sc_req *r, const struct sc_admission *a)
+{
+    size_t n = 0;
+    const char *v = mg_httpd_req_header(r->down, a->priority_header, &n);
+    if (!v)
+        return 0;
+    for (unsigned i = 0; i < a->nsheddable; i++)
+        if (strlen(a->sheddable[i]) == n && memcmp(a->sheddable[i], v, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Endpoint choice. */
+
+#define EP_TRIED(r, e) ((r)->tried[(e) / 64] >> ((e) % 64) & 1)
+
+enum { PICK_NONE = -1, PICK_BREAKER = -2, PICK_SHED = -3 };
+
+/* Power of two choices over the endpoints in set (n > 0). */
+static unsigned p2c(struct sc_req *r, const unsigned *set, unsigned n)
+{
+    struct sc_rt_version *v = r->ver;
+    if (n == 1)
+        return set[0];
+    unsigned a = set[sc_rng_next(&r->w->rng) % n], b = set[sc_rng_next(&r->w->rng) % n];
+    return v->inflight[b] < v->inflight[a] ? b : a;
+}
+
+/* The endpoint for the next try of the current version, or PICK_*:
+ * skips unresolved endpoints, endpoints whose breaker does not allow,
+ * endpoints passive health put aside, saturated ones and ones this request
+ * already tried — each of the last three only while another is left. */
+static int pick_endpoint(struct sc_req *r)
+{
+    struct sc_worker *w = r->w;
+    struct sc_rt_version *v = r->ver;
+    uint64_t now = mg_loop_now(w->loop);
+    const struct sc_policy_route *p = r->pol;
+    const struct sc_policy_version *pv = p && p->versions ? &p->versions[r->vi] : NULL;
+    if (!v->neps)
+        return PICK_NONE;
+    if (!pv && r->tries == 0) {
+        /* No policy: part 1's choice, as cheap as it was. */
+        unsigned ep = sc_route_pick_endpoint(v->inflight, v->neps, &w->rng);
+        if (!v->eps[ep] || v->health[ep].down_until > now) {
+            unsigned alt = ep, found = 0;
+            for (unsigned k = 1; k <= v->neps && !found; k++) {
+                unsigned e = (ep + k) % v->neps;
+                if (v->eps[e] && v->health[e].down_until <= now) {
+                    alt = e;
+                    found = 1;
+                }
+            }
+            for (unsigned k = 0; k < v->neps && !found && !v->eps[alt]; k++)
+                alt = (ep + k) % v->neps;
+            ep = alt;
+        }
+        return v->eps[ep] ? (int)ep : PICK_NONE;
+    }
+    const struct sc_admission *adm = r->route->admission;
+    unsigned set[SC_MAX_ENDPOINTS];
+    int breaker_refused = 0;
+    /* Relaxation levels: 0 all filters, 1 tried ones allowed, 2 also down
+     * ones, 3 also saturated ones (only for requests that may not be
+     * shed). */
+    int all_sat = -1;
+    for (int level = 0; level < 4; level++) {
+        if (level == 3) {
+            if (!adm)
+                break;
+            if (all_sat < 0) {
+                all_sat = 1;
+                for (unsigned e = 0; e < v->neps && all_sat; e++)
+                    if (v->eps[e] && !sc_policy_saturated(pv->eps[e], adm, now))
+                        all_sat = 0;
+            }
+            if (!all_sat)
+                break;
+            if (sheddable(r, adm))
+                return PICK_SHED;
+        }
+        unsigned n = 0;
+        for (unsigned e = 0; e < v->neps; e++) {
+            if (!v->eps[e])
+                continue;
+            if (level < 1 && EP_TRIED(r, e))
+                continue;
+            if (level < 2 && v->health[e].down_until > now)
+                continue;
+            if (level < 3 && adm && pv && sc_policy_saturated(pv->eps[e], adm, now))
+                continue;
+            set[n++] = e;
+        }
+        while (n > 0) {
+            unsigned e = p2c(r, set, n);
+            struct sc_pol_ep *pe = pv ? pv->eps[e] : NULL;
+            if (!pe || !pe->has_breaker ||
+                sc_breaker_allow(&pe->br, now, sc_policy_breaker_cb, pe)) {
+                r->brk = pe && pe->has_breaker ? pe : NULL;
+                return (int)e;
+            }
+            breaker_refused = 1;
+            for (unsigned i = 0; i < n; i++)
+                if (set[i] == e) {
+                    set[i] = set[--n];
+                    break;
+                }
+        }
+    }
+    return breaker_refused ? PICK_BREAKER : PICK_NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The request body's model, for model fallbacks. */
+
+/* Replaces the body's "model" value with the JSON string of name (or adds
+ * the member when the body had none). 0 or -errno. */
+static int body_set_model(struct sc_req *r, const char *name, size_t nlen)
+{
+    struct mg_buf *t = &r->w->scratch;
+    size_t off = r->model_off, old = r->model_span, pre = 0;
+    int comma = 0, rc;
+    if (!old) {
+        /* No "model" member: one goes right after the object's '{'. */
+        const char *b = r->body.len ? mg_buf_head(&r->body) : "";
+        size_t i = 0;
+        while (i < r->body.len && b[i] != '{')
+            i++;
+        if (i >= r->body.len)
+            return -EINVAL;
+        size_t j = i + 1;
+        while (j < r->body.len && (b[j] == ' ' || b[j] == '\n' || b[j] == '\r' || b[j] == '\t'))
+            j++;
+        comma = j < r->body.len && b[j] != '}';   /* an empty object needs no separator */
+        off = i + 1;
+        pre = 8;
+    }
+    mg_buf_reset(t);
+    if ((pre && (rc = mg_buf_append_str(t, "\"model\":")) < 0) ||
+        (rc = json_str(t, name, nlen)) < 0 || (comma && (rc = mg_buf_append_str(t, ",")) < 0))
+        return rc;
+    size_t add = t->len;
+    size_t grow = add > old ? add - old : 0;
+    r->body.max = r->body.len + grow + 1;
+    if (grow && (rc = mg_buf_reserve(&r->body, grow)) < 0)
+        return rc;
+    char *b = mg_buf_head(&r->body);
+    memmove(b + off + add, b + off + old, r->body.len - off - old);
+    memcpy(b + off, mg_buf_head(t), add);
+    r->body.len = r->body.len - old + add;
+    r->model_off = off + pre;
+    r->model_span = add - pre - (size_t)comma;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Answers of the fallback chain's end. */
+
+static void hop_add(struct sc_req *r, const char *prefix, const char *name)
+{
+    int n = snprintf(r->hops + r->hops_len, sizeof r->hops - r->hops_len, "%s%s%s",
+                     r->hops_len ? ">" : "", prefix, name);
+    if (n > 0)
+        r->hops_len = (uint16_t)(r->hops_len + (size_t)n < sizeof r->hops
+                                     ? r->hops_len + (size_t)n
+                                     : sizeof r->hops - 1);
+}
+
+static void respond_static(struct sc_req *r, const struct sc_fallback *f)
+{
+    struct sc_worker *w = r->w;
+    r->is_static = 1;
+    r->ver = NULL;
+    if (f->status >= 300) {
+        r->retry_after = 1;
+        req_error(r, f->status, f->status == 429 ? "rate_limit_error" : "server_error",
+                  "static_fallback", NULL, "%s", f->message);
         return;
     }
-    if (k == SC_UPERR_TOTAL_TIMEOUT)
-        req_error(r, 504, "upstream_error", "total_timeout", NULL,
-                  "the upstream did not complete the response within the route's total "
-                  "timeout (%u ms)", (unsigned)r->route->timeouts.total);
-    else
+    struct mg_buf *b = &w->scratch;
+    mg_buf_reset(b);
+    char id[40];
+    snprintf(id, sizeof id, "chatcmpl-%.24s", r->reqid);
+    long long now = (long long)time(NULL);
+    const char *model = r->model_len ? r->model : r->route0->model;
+    size_t ml = r->model_len ? r->model_len : strlen(r->route0->model);
+    if (r->stream) {
+        mg_buf_printf(b, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%lld,"
+                         "\"model\":", id, now);
+        json_str(b, model, ml);
+        mg_buf_append_str(b, ",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+                             "\"content\":");
+        json_str(b, f->content, strlen(f->content));
+        mg_buf_printf(b, "},\"finish_reason\":null}]}\n\ndata: {\"id\":\"%s\",\"object\":"
+                         "\"chat.completion.chunk\",\"created\":%lld,\"model\":", id, now);
+        json_str(b, model, ml);
+        mg_buf_append_str(b, ",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}"
+                             "\n\ndata: [DONE]\n\n");
+    } else {
+        mg_buf_printf(b, "{\"id\":\"%s\",\"object\":\"chat.completion\",\"created\":%lld,\"model\":",
+                      id, now);
+        json_str(b, model, ml);
+        mg_buf_append_str(b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
+                             "\"content\":");
+        json_str(b, f->content, strlen(f->content));
+        mg_buf_append_str(b, "},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":0,"
+                             "\"completion_tokens\":0,\"total_tokens\":0}}\n");
+    }
+    struct mg_h1_header h[10];
+    unsigned n = base_headers(r, h, r->stream ? "text/event-stream" : "application/json");
+    r->status = f->status;
+    r->bytes = b->len;
+    mg_httpd_respond(r->down, f->status, h, n, mg_buf_head(b), b->len);
+}
+
+/* The last failure, as the client gets it when nothing else is left. */
+static void answer_failure(struct sc_req *r)
+{
+    if (r->held_status) {
+        struct sc_worker *w = r->w;
+        struct mg_h1_header h[10];
+        unsigned n = base_headers(r, h, r->held_ctype_len ? r->held_ctype : "application/json");
+        if (r->held_ra_len)
+            h[n++] = (struct mg_h1_header){.name = "Retry-After", .name_len = 11,
+                                           .value = r->held_ra, .value_len = r->held_ra_len};
+        r->status = r->held_status;
+        r->bytes = r->held.len;
+        (void)w;
+        mg_httpd_respond(r->down, r->held_status, h, n, r->held.len ? mg_buf_head(&r->held) : "",
+                         r->held.len);
+        return;
+    }
+    const char *vname = r->ver ? r->ver->cv->name : "-";
+    switch (r->uperr) {
+    case SC_UPERR_IDLE_TIMEOUT:
+        req_error(r, 504, "upstream_error", "upstream_timeout", NULL,
+                  "the upstream stopped sending for longer than the route's idle timeout "
+                  "(%u ms)", (unsigned)r->route->timeouts.idle);
+        break;
+    case SC_UPERR_FIRST_TOKEN_TIMEOUT:
         req_error(r, 504, "upstream_error", "first_token_timeout", NULL,
                   "the upstream sent no response within the route's firstToken "
                   "timeout (%u ms)", (unsigned)r->route->timeouts.first_token);
+        break;
+    case SC_UPERR_PER_TRY_TIMEOUT:
+        req_error(r, 504, "upstream_error", "upstream_timeout", NULL,
+                  "no try got a response within retries.perTryTimeout (%u ms)",
+                  r->route->retries ? (unsigned)r->route->retries->per_try_ms : 0u);
+        break;
+    case SC_UPERR_TOTAL_TIMEOUT:
+        req_error(r, 504, "upstream_error", "total_timeout", NULL,
+                  "the upstream did not complete the response within the route's total "
+                  "timeout (%u ms)", (unsigned)r->route->timeouts.total);
+        break;
+    case SC_UPERR_PROTOCOL:
+        req_error(r, 502, "upstream_error", "upstream_protocol_error", NULL,
+                  "the upstream's response is not valid HTTP");
+        break;
+    case SC_UPERR_LOCAL:
+        req_error(r, 503, "upstream_error", "upstream_unavailable", NULL,
+                  "model %s version %s: a local failure (out of memory or file descriptors)",
+                  r->route->model, vname);
+        break;
+    case -1:
+        if (r->breaker_refused)
+            req_error(r, 503, "upstream_error", "upstream_unavailable", NULL,
+                      "model %s version %s: every endpoint's circuit breaker is open",
+                      r->route->model, vname);
+        else
+            req_error(r, 503, "upstream_error", "upstream_unavailable", NULL,
+                      "no endpoint of model %s version %s could be resolved", r->route->model,
+                      vname);
+        break;
+    default:
+        req_error(r, 503, "upstream_error", "upstream_unavailable", NULL,
+                  "no endpoint of model %s version %s is reachable: %s", r->route->model, vname,
+                  r->uperr_detail[0] ? r->uperr_detail : sc_uperr_names[r->uperr]);
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Tries, retries and the fallback chain. */
+
+static void try_start(struct sc_req *r);
+
+static void set_version(struct sc_req *r, unsigned vi)
+{
+    r->vi = vi;
+    r->ver = &r->rr->versions[vi];
+    memset(r->tried, 0, sizeof r->tried);
+}
+
+/* Takes the next usable hop of route0's fallback chain for reason
+ * (long_only: only hops marked longContext). 1 when the request went on
+ * (or was answered by a static hop), 0 when the chain has nothing left. */
+static int fallback_next(struct sc_req *r, const char *reason, int long_only)
+{
+    const struct sc_route *r0 = r->route0;
+    const struct sc_config *cfg = r->rt->cfg;
+    char from[80];
+    snprintf(from, sizeof from, "%s%s", r->route != r0 ? "model:" : "",
+             r->route != r0 ? r->route->model : r->ver ? r->ver->cv->name : "");
+    while (r->fb_next < (int)r0->nfallback) {
+        const struct sc_fallback *f = &r0->fallback[r->fb_next++];
+        if (long_only && !f->long_context)
+            continue;
+        if (f->kind == SC_FB_STATIC) {
+            hop_add(r, "", "static");
+            r->nhops++;
+            count4(sc_g.m.fallbacks, r0->model, from, "static", reason);
+            respond_static(r, f);
+            return 1;
+        }
+        const struct sc_route *to = r0;
+        if (f->kind == SC_FB_VERSION) {
+            if (r->route == r0 && r->ver && f->version == r->vi && !long_only)
+                continue;   /* the version that just failed */
+        } else {
+            to = sc_config_route(cfg, f->model, strlen(f->model));
+            if (!to || to->wildcard)
+                continue;
+        }
+        if (!budget_take(r))
+            continue;   /* only a static hop may follow */
+        if (to != r->route || (to == r0 && r->spliced)) {
+            const char *name = to == r0 ? r->model : to->model;
+            size_t nl = to == r0 ? r->model_len : strlen(to->model);
+            if (to == r0 && !r->model_len)
+                name = NULL;
+            if (name && body_set_model(r, name, nl) < 0) {
+                budget_give(r);
+                continue;
+            }
+            r->spliced = to != r0;
+        }
+        r->route = to;
+        r->rr = &r->rt->routes[to - cfg->routes];
+        r->pol = sc_policy_route(cfg, to);
+        unsigned vi = f->version;
+        if (f->kind == SC_FB_MODEL) {
+            int pv = sc_route_pick_version(to, req_header_cb, r->down, &r->w->rng, NULL);
+            if (pv < 0 || (unsigned)pv >= to->nversions) {
+                budget_give(r);
+                continue;
+            }
+            vi = (unsigned)pv;
+        }
+        set_version(r, vi);
+        char toname[300];
+        if (f->kind == SC_FB_MODEL)
+            snprintf(toname, sizeof toname, "model:%s", to->model);
+        else
+            snprintf(toname, sizeof toname, "%s", r->ver->cv->name);
+        hop_add(r, "", toname);
+        r->nhops++;
+        count4(sc_g.m.fallbacks, r0->model, from, toname, reason);
+        r->held_status = 0;
+        try_start(r);
+        return 1;
+    }
+    return 0;
+}
+
+static int retry_matches(const struct sc_retries *rt, enum fail_cls cls, int status)
+{
+    switch (cls) {
+    case F_CONNECT: return (rt->on & SC_RETRY_CONNECT) != 0;
+    case F_RESET: return (rt->on & SC_RETRY_RESET) != 0;
+    case F_TIMEOUT: return (rt->on & SC_RETRY_TIMEOUT) != 0;
+    case F_STATUS:
+        return status > 0 && status < SC_STATUS_MAX && (rt->status[status / 8] >> (status % 8) & 1);
+    default: return 0;
+    }
+}
+
+static const char *cls_reason(enum fail_cls cls, int status, char *buf, size_t n)
+{
+    switch (cls) {
+    case F_CONNECT: return "connect-failure";
+    case F_RESET: return "reset";
+    case F_TIMEOUT: return "timeout";
+    case F_CONTEXT: return "context_length";
+    case F_PROTOCOL: return "protocol";
+    case F_STATUS: snprintf(buf, n, "%d", status); return buf;
+    default: return "unavailable";
+    }
+}
+
+/* A try failed before any byte reached the client: retry, fall back or
+ * answer. The upstream request is over (upstream_over ran). */
+static void try_failed(struct sc_req *r, enum fail_cls cls, int status)
+{
+    char rb[16];
+    const char *reason = cls_reason(cls, status, rb, sizeof rb);
+    r->last_cls = (uint8_t)cls;
+    if (cls == F_CONTEXT) {
+        if (!fallback_next(r, "context_length", 1))
+            answer_failure(r);
+        return;
+    }
+    const struct sc_retries *rt = r->route->retries;
+    if (rt && r->retries < rt->attempts && retry_matches(rt, cls, status)) {
+        if (budget_take(r)) {
+            r->retries++;
+            count3(sc_g.m.retries, r->route->model, r->ver->cv->name, reason);
+            /* Full jitter: uniform in [0, min(max, base * 2^(n-1))]. */
+            uint64_t cap = (uint64_t)rt->backoff_base_ms << (r->retries - 1 < 16 ? r->retries - 1 : 16);
+            if (cap > rt->backoff_max_ms)
+                cap = rt->backoff_max_ms;
+            uint64_t d = cap ? sc_rng_next(&r->w->rng) % (cap + 1) : 0;
+            r->phase = PH_BACKOFF;
+            mg_timer_start(r->w->loop, &r->timer, d);
+            return;
+        }
+        /* Refused by the budget: a fallback may still answer (a static
+         * one; upstream hops need the budget too). */
+    }
+    if (r->route0->nfallback && fallback_next(r, reason, 0))
+        return;
+    answer_failure(r);
+}
+
+/* Sends the current try to endpoint ep. */
+static void try_send(struct sc_req *r, unsigned ep)
+{
+    struct sc_worker *w = r->w;
+    struct sc_rt_version *v = r->ver;
+    const struct sc_route *route = r->route;
+    r->ep = ep;
+    r->tried[ep / 64] |= (uint64_t)1 << (ep % 64);
+    char peer[64];
+    int pl = mg_httpd_req_peer(r->down, peer, sizeof peer);
+    int rc = build_upstream_head(&r->head, mg_httpd_req_msg(r->down),
+                                 mg_httpc_endpoint_name(v->eps[ep]), r->reqid, r->reqid_len,
+                                 r->traceparent, r->body.len, pl > 0 ? peer : NULL);
+    if (rc < 0) {
+        slot_release(r);
+        budget_give(r);
+        req_error(r, 500, "server_error", NULL, NULL, "cannot build the upstream request: %s",
+                  strerror(-rc));
+        return;
+    }
+    struct mg_httpc_req *up = &r->up;
+    memset(up, 0, sizeof *up);
+    up->head = mg_buf_head(&r->head);
+    up->head_len = r->head.len;
+    up->body = r->body.len ? mg_buf_head(&r->body) : NULL;
+    up->body_len = r->body.len;
+    up->connect_timeout_ms = route->timeouts.connect;
+    up->read_timeout_ms = route->timeouts.idle;
+    up->on_head = up_head;
+    up->on_body = up_body;
+    up->on_done = up_done;
+    up->on_error = up_error;
+    up->data = r;
+    uint64_t now_ns = mg_now_ns();
+    if (!r->t_sent_ns)
+        r->t_sent_ns = now_ns;
+    r->t_try_ns = now_ns;
+    r->umsg = NULL;
+    r->got_body = 0;
+    r->holding = 0;
+    r->reported = 0;
+    r->uperr = -1;   /* the outcome of this try from now on */
+    r->tries++;
+    rc = mg_httpc_send(w->cl, v->eps[ep], up);
+    if (rc < 0) {
+        uperr_count(r, rc == -ENOMEM ? SC_UPERR_LOCAL : SC_UPERR_CONNECT);
+        snprintf(r->uperr_detail, sizeof r->uperr_detail, "connect failed (%s)", strerror(-rc));
+        if (rc != -ENOMEM)
+            ep_failed(r);
+        try_report(r, 0);
+        slot_release(r);
+        budget_give(r);
+        try_failed(r, F_CONNECT, 0);
+        return;
+    }
+    r->up_active = 1;
+    r->phase = PH_UP;
+    v->inflight[ep]++;
+    uint64_t now = mg_loop_now(w->loop);
+    r->ft_deadline = route->timeouts.first_token ? now + route->timeouts.first_token : 0;
+    r->try_deadline = route->retries && route->retries->per_try_ms
+                          ? now + route->retries->per_try_ms
+                          : 0;
+    if (!r->total_deadline && route->timeouts.total)
+        r->total_deadline = now + route->timeouts.total;
+    req_arm(r);
+}
+
+/* The next try on the current version: a slot, an endpoint, the send. */
+static void try_start(struct sc_req *r)
+{
+    r->phase = PH_IDLE;
+    if (!slot_take(r)) {
+        const struct sc_breaker_cfg *bc = r->route->breaker;
+        if (bc->max_pending && bc->pending_timeout_ms && r->ver->npend < bc->max_pending) {
+            pend_push(r, bc->pending_timeout_ms);
+            return;
+        }
+        budget_give(r);
+        overload(r, "max_concurrent",
+                 "model %s version %s is at its concurrency limit (circuitBreaker.maxConcurrent "
+                 "and maxPending); retry later", r->ver->cv->name);
+        return;
+    }
+    int ep = pick_endpoint(r);
+    if (ep < 0) {
+        slot_release(r);
+        budget_give(r);
+        if (ep == PICK_SHED) {
+            overload(r, "saturated",
+                     "every endpoint of model %s version %s is saturated and the request's "
+                     "priority is sheddable", r->ver->cv->name);
+            return;
+        }
+        if (ep == PICK_BREAKER)
+            r->breaker_refused = 1;
+        const char *reason = ep == PICK_BREAKER ? "breaker_open" : "unavailable";
+        if (r->route0->nfallback && fallback_next(r, reason, 0))
+            return;
+        answer_failure(r);
+        return;
+    }
+    try_send(r, (unsigned)ep);
+}
+
+static void pend_timer_cb(struct mg_loop *loop, struct mg_timer *t)
+{
+    struct sc_worker *w = t->data;
+    /* Oldest first; a version with no free slot keeps its waiters. */
+    for (struct sc_req *r = w->pend_head, *next; r; r = next) {
+        next = r->pend_next;
+        if (!slot_take(r))
+            continue;
+        pend_remove(r);
+        try_start(r);
+    }
+    if (w->npend)
+        mg_timer_start(loop, &w->pend_timer, PEND_TICK_MS);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Mid-stream failures: once bytes reached the client. */
+
+static void midstream_fail(struct sc_req *r, enum sc_uperr k)
+{
+    struct sc_rt_version *v = r->ver;
+    count3(sc_g.m.stream_errors, r->route->model, v ? v->cv->name : "", sc_uperr_names[k]);
+    r->stream_error = 1;
+    if (!r->sse_out || r->ended) {
+        mg_httpd_abort(r->down);   /* no way to say it in this framing */
+        return;
+    }
+    struct mg_buf *b = &r->w->scratch;
+    mg_buf_reset(b);
+    char close[4];
+    size_t cl = sc_sse_close_event(&r->sse, close);
+    mg_buf_append(b, close, cl);
+    mg_buf_append_str(b, "data: {\"error\":{\"message\":");
+    char msg[200];
+    int ml = snprintf(msg, sizeof msg, "the model server's stream broke off (%s); the reply is "
+                                       "incomplete", sc_uperr_names[k]);
+    json_str(b, msg, (size_t)(ml > 0 ? ml : 0));
+    mg_buf_printf(b, ",\"type\":\"upstream_error\",\"param\":null,\"code\":\"%s\"}}\n\n"
+                     "data: [DONE]\n\n", sc_uperr_names[k]);
+    int rc = mg_httpd_write(r->down, mg_buf_head(b), b->len);
+    if (rc >= 0) {
+        r->bytes += b->len;
+        rc = mg_httpd_end(r->down);
+    }
+    if (rc < 0 && rc != -ENOTCONN)
+        mg_httpd_abort(r->down);
 }
 
 /* ------------------------------------------------------------------------ */
 /* The upstream exchange. */
 
+static void req_timer_cb(struct mg_loop *loop, struct mg_timer *t)
+{
+    struct sc_req *r = t->data;
+    uint64_t now = mg_loop_now(loop);
+    switch (r->phase) {
+    case PH_PENDING:
+        pend_remove(r);
+        overload(r, "pending_timeout",
+                 "model %s version %s: no concurrency slot freed within "
+                 "circuitBreaker.pendingTimeout", r->ver->cv->name);
+        return;
+    case PH_BACKOFF:
+        try_start(r);
+        return;
+    case PH_UP:
+        break;
+    default:
+        return;
+    }
+    if (!r->up_active)
+        return;
+    enum sc_uperr k;
+    if (r->total_deadline && now >= r->total_deadline)
+        k = SC_UPERR_TOTAL_TIMEOUT;
+    else if (!r->got_body && r->ft_deadline && now >= r->ft_deadline)
+        k = SC_UPERR_FIRST_TOKEN_TIMEOUT;
+    else if (!r->got_body && r->try_deadline && now >= r->try_deadline)
+        k = SC_UPERR_PER_TRY_TIMEOUT;
+    else {
+        req_arm(r);
+        return;
+    }
+    upstream_cancel(r);
+    uperr_count(r, k);
+    if (r->started) {
+        midstream_fail(r, k);
+        return;
+    }
+    try_report(r, 0);
+    r->held_status = 0;
+    if (k == SC_UPERR_TOTAL_TIMEOUT) {
+        answer_failure(r);
+        return;
+    }
+    try_failed(r, F_TIMEOUT, 0);
+}
+
 /* The upstream head is kept, not passed on yet: our response starts with
  * the first body bytes, so that a body that came whole with its head
- * leaves in one write (head and body together), and a first-token timeout
- * can still be answered with a clean 504. */
+ * leaves in one write (head and body together), a first-token timeout
+ * can still be answered with a clean 504, and an error status can still
+ * be retried or fall back. */
 static void ep_failed(struct sc_req *r)
 {
     struct ep_health *h = &r->ver->health[r->ep];
@@ -718,6 +1582,44 @@ static void ep_failed(struct sc_req *r)
         ms = EP_DOWN_MAX_MS;
     h->fails++;
     h->down_until = mg_loop_now(r->w->loop) + ms;
+}
+
+/* Whether a response of this status is held (read whole, up to
+ * HELD_MAX, before anything is passed on) because a retry or a fallback
+ * may replace it. */
+static int should_hold(const struct sc_req *r, int st)
+{
+    const struct sc_retries *rt = r->route->retries;
+    if (st < 400)
+        return 0;
+    if (rt && r->retries < rt->attempts && st < SC_STATUS_MAX && (rt->status[st / 8] >> (st % 8) & 1))
+        return 1;
+    const struct sc_route *r0 = r->route0;
+    for (int i = r->fb_next; i < (int)r0->nfallback; i++) {
+        if ((st >= 500 || st == 429))
+            return 1;
+        if ((st == 400 || st == 413 || st == 422) && r0->fallback[i].long_context)
+            return 1;
+    }
+    return 0;
+}
+
+/* A context-length refusal: vLLM ("This model's maximum context length is
+ * N tokens", "... longer than the maximum model length of N"), TGI
+ * ("`inputs` tokens + `max_new_tokens` must be <= N", "`inputs` must have
+ * less than N tokens"), OpenAI ("context_length_exceeded"), modelsim
+ * (vLLM's text). */
+static int is_context_error(int st, const char *b, size_t n)
+{
+    static const char *const pats[] = {"maximum context length", "context_length_exceeded",
+                                       "maximum model length", "must be <=",
+                                       "must have less than", "context length", NULL};
+    if (st != 400 && st != 413 && st != 422)
+        return 0;
+    for (unsigned i = 0; pats[i]; i++)
+        if (n && memmem(b, n, pats[i], strlen(pats[i])))
+            return 1;
+    return 0;
 }
 
 static void up_head(struct mg_httpc_req *up, const struct mg_h1_msg *m)
@@ -732,6 +1634,14 @@ static void up_head(struct mg_httpc_req *up, const struct mg_h1_msg *m)
         kind = sc_sse_kind(m->headers[i].value, m->headers[i].value_len);
     sc_sse_init(&r->sse, kind);
     r->umsg = m;
+    /* 429 and 5xx mean overload or failure to the breaker; any other
+     * answer is the endpoint working. */
+    try_report(r, !(m->status == 429 || m->status >= 500));
+    if (should_hold(r, m->status)) {
+        r->holding = 1;
+        mg_buf_reset(&r->held);
+        r->held.max = HELD_MAX;
+    }
 }
 
 /* Starts our response from the upstream head: its status and headers
@@ -746,14 +1656,15 @@ static int down_start(struct sc_req *r, const char *p, size_t n, int whole)
     int conn[8];
     unsigned nconn = connection_headers(m, conn, 8);
     unsigned nh = 0;
-    for (unsigned i = 0; i < m->nheaders; i++) {
+    for (unsigned i = 0; i < m->nheaders && nh < MG_H1_MAX_HEADERS; i++) {
         const struct mg_h1_header *uh = &m->headers[i];
         if (skip_common(uh) || name_is(uh, "x-modelgate-version", 19) ||
+            name_is(uh, "x-modelgate-fallback", 20) || name_is(uh, "x-modelgate-retries", 19) ||
             (nconn && listed_in_connection(m, conn, nconn, uh)))
             continue;
         h[nh++] = *uh;
     }
-    h[nh++] = (struct mg_h1_header)MG_HTTPD_HDR("x-modelgate-version", r->ver->cv->name);
+    nh += policy_headers(r, h + nh);
     h[nh++] = (struct mg_h1_header){.name = "x-request-id", .name_len = 12, .value = r->reqid,
                                     .value_len = r->reqid_len};
     int rc;
@@ -775,26 +1686,28 @@ static int down_start(struct sc_req *r, const char *p, size_t n, int whole)
     if (rc == 0) {
         r->status = m->status;
         r->started = 1;
+        r->sse_out = r->sse.kind == SC_BODY_SSE && len < 0;
         return 0;
     }
 fail:
     upstream_cancel(r);
     if (rc == -ENOTCONN)
         return -1;   /* the client is gone: on_end follows */
-    r->uperr = SC_UPERR_PROTOCOL;
+    uperr_count(r, SC_UPERR_PROTOCOL);
     req_error(r, 502, "upstream_error", "upstream_protocol_error", NULL,
               "the upstream's response head cannot be passed on (%s)", strerror(-rc));
     return -1;
 }
 
-static void up_body(struct mg_httpc_req *up, const char *p, size_t n)
+/* Body bytes on their way to the client (not held). */
+static void body_out(struct sc_req *r, const char *p, size_t n)
 {
-    struct sc_req *r = up->data;
     int first = r->sse.first_ns == 0;
     uint64_t gap;
     uint64_t now = mg_now_ns();
+    uint32_t bad = r->sse.malformed;
     unsigned k = sc_sse_feed(&r->sse, p, n, now, &gap);
-    if (first && r->ft_deadline)
+    if (first && (r->ft_deadline || r->try_deadline))
         req_arm(r);   /* only the total timeout is left */
     if (k && gap && r->ver->itl) {
         /* k tokens that arrived together share the gap. */
@@ -811,13 +1724,39 @@ static void up_body(struct mg_httpc_req *up, const char *p, size_t n)
     int rc = mg_httpd_write(r->down, p, n);
     if (rc >= 0)
         r->bytes += n;
+    if (rc >= 0 && r->sse.malformed != bad) {
+        /* A broken event: the stream cannot be trusted past it. */
+        upstream_cancel(r);
+        uperr_count(r, SC_UPERR_MALFORMED);
+        midstream_fail(r, SC_UPERR_MALFORMED);
+        return;
+    }
     if (rc == 1) {
-        mg_httpc_pause(up);
+        mg_httpc_pause(&r->up);
     } else if (rc < 0) {
         upstream_cancel(r);
         if (rc != -ENOTCONN)
             mg_httpd_abort(r->down);
     }
+}
+
+static void up_body(struct mg_httpc_req *up, const char *p, size_t n)
+{
+    struct sc_req *r = up->data;
+    r->got_body = 1;
+    if (r->holding) {
+        if (mg_buf_append(&r->held, p, n) == 0)
+            return;
+        /* Too large to hold: it is the answer after all, as it came. */
+        r->holding = 0;
+        if (r->held.len) {
+            body_out(r, mg_buf_head(&r->held), r->held.len);
+            mg_buf_reset(&r->held);
+            if (!r->up_active || r->ended)
+                return;
+        }
+    }
+    body_out(r, p, n);
 }
 
 static void down_writable(struct mg_httpd_req *hr)
@@ -827,16 +1766,45 @@ static void down_writable(struct mg_httpd_req *hr)
         mg_httpc_resume(&r->up);
 }
 
+/* Keeps what answer_failure needs of a held response once the upstream
+ * request (and its head) is gone. */
+static void hold_meta(struct sc_req *r, const struct mg_h1_msg *m)
+{
+    r->held_status = m->status;
+    r->held_ctype_len = r->held_ra_len = 0;
+    int i = mg_h1_find_header(m, "content-type", 0);
+    if (i >= 0 && m->headers[i].value_len < sizeof r->held_ctype) {
+        memcpy(r->held_ctype, m->headers[i].value, m->headers[i].value_len);
+        r->held_ctype[m->headers[i].value_len] = '\0';
+        r->held_ctype_len = (uint16_t)m->headers[i].value_len;
+    }
+    i = mg_h1_find_header(m, "retry-after", 0);
+    if (i >= 0 && m->headers[i].value_len < sizeof r->held_ra) {
+        memcpy(r->held_ra, m->headers[i].value, m->headers[i].value_len);
+        r->held_ra[m->headers[i].value_len] = '\0';
+        r->held_ra_len = (uint16_t)m->headers[i].value_len;
+    }
+}
+
 static void up_done(struct mg_httpc_req *up)
 {
     struct sc_req *r = up->data;
+    if (r->holding) {
+        const struct mg_h1_msg *m = r->umsg;
+        hold_meta(r, m);
+        upstream_over(r);
+        r->holding = 0;
+        int ctx = is_context_error(m->status, mg_buf_head(&r->held), r->held.len);
+        try_failed(r, ctx ? F_CONTEXT : F_STATUS, m->status);
+        return;
+    }
     upstream_over(r);
     sc_sse_finish(&r->sse);
     if (r->ended)
         return;   /* answered whole with the body */
     if (!r->started) {
         if (!r->umsg) {
-            r->uperr = SC_UPERR_PROTOCOL;
+            uperr_count(r, SC_UPERR_PROTOCOL);
             req_error(r, 502, "upstream_error", "upstream_protocol_error", NULL,
                       "the upstream ended without a response");
             return;
@@ -863,7 +1831,9 @@ static void up_error(struct mg_httpc_req *up, enum mg_httpc_error kind, int err)
     case MG_HTTPC_ERR_TIMEOUT: k = SC_UPERR_IDLE_TIMEOUT; break;
     default: k = SC_UPERR_LOCAL; break;
     }
-    r->uperr = (int)k;
+    uperr_count(r, k);
+    snprintf(r->uperr_detail, sizeof r->uperr_detail, "%s (%s)", mg_httpc_strerror(kind),
+             err ? strerror(err) : "no detail");
     /* A dead backend fails every request: at most WARN_PER_SEC lines per
      * second per worker, then a count of the ones left out (the access
      * log still has every request with its error kind). */
@@ -887,34 +1857,108 @@ static void up_error(struct mg_httpc_req *up, enum mg_httpc_error kind, int err)
         w->warn_dropped++;
     }
     if (r->started) {
-        mg_httpd_abort(r->down);
+        midstream_fail(r, k);
         return;
     }
+    try_report(r, 0);
+    r->holding = 0;
+    r->held_status = 0;
     if (k == SC_UPERR_CONNECT || k == SC_UPERR_CONNECT_TIMEOUT || k == SC_UPERR_RESET)
         ep_failed(r);
+    enum fail_cls cls;
     switch (k) {
     case SC_UPERR_CONNECT:
-    case SC_UPERR_CONNECT_TIMEOUT:
-    case SC_UPERR_RESET:
-        req_error(r, 503, "upstream_error", "upstream_unavailable", NULL,
-                  "no endpoint of model %s version %s is reachable: %s (%s)", r->route->model,
-                  r->ver->cv->name, mg_httpc_strerror(kind), err ? strerror(err) : "no detail");
-        break;
-    case SC_UPERR_IDLE_TIMEOUT:
-        req_error(r, 504, "upstream_error", "upstream_timeout", NULL,
-                  "the upstream stopped sending for longer than the route's idle timeout "
-                  "(%u ms)", (unsigned)r->route->timeouts.idle);
-        break;
-    default:
-        req_error(r, 502, "upstream_error", "upstream_protocol_error", NULL,
-                  "the upstream's response is not valid: %s", mg_httpc_strerror(kind));
-        break;
+    case SC_UPERR_CONNECT_TIMEOUT: cls = F_CONNECT; break;
+    case SC_UPERR_RESET: cls = F_RESET; break;
+    case SC_UPERR_RESET_MID: cls = F_RESET; break;   /* mid-head or held body: nothing sent */
+    case SC_UPERR_IDLE_TIMEOUT: cls = F_TIMEOUT; break;
+    case SC_UPERR_LOCAL:
+        answer_failure(r);
+        return;
+    default: cls = F_PROTOCOL; break;
     }
+    try_failed(r, cls, 0);
 }
 
 static const char *req_header_cb(void *ctx, const char *name, size_t *len)
 {
     return mg_httpd_req_header(ctx, name, len);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Rate limits (route0's): 0 admitted, -1 answered 429. */
+
+static int rate_refuse(struct sc_req *r, const char *scope, uint64_t ra_ms, const char *what)
+{
+    count2(sc_g.m.rate_limited, r->route0->model, scope);
+    r->retry_after = ra_ms ? retry_after_s(ra_ms) : 0;
+    if (ra_ms)
+        req_error(r, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
+                  "Rate limit reached for model %s (%s); retry after %d s", r->route0->model,
+                  what, r->retry_after);
+    else
+        req_error(r, 429, "rate_limit_error", "rate_limit_exceeded", NULL,
+                  "Request too large for model %s: it reserves more tokens than %s allows in "
+                  "a minute; lower max_tokens", r->route0->model, what);
+    return -1;
+}
+
+static int rate_admit(struct sc_req *r, long long max_tokens)
+{
+    struct sc_pol_route *pr = r->pol0 ? r->pol0->route : NULL;
+    const struct sc_rate_cfg *rc = r->route0->rate;
+    if (!pr || !rc)
+        return 0;
+    uint64_t now_us = mg_now_ns() / 1000, ra = 0;
+    struct sc_rate *krps = NULL, *ktpm = NULL;
+    if (pr->key_rps || pr->key_tpm) {
+        size_t al = 0;
+        const char *a = mg_httpd_req_header(r->down, "authorization", &al);
+        if (a && al > 7 && strncasecmp(a, "Bearer ", 7) == 0) {
+            const char *t = a + 7;
+            size_t tl = al - 7;
+            while (tl && *t == ' ')
+                t++, tl--;
+            uint64_t h = sc_rate_key_hash(t, tl);
+            if (pr->key_rps && !(krps = sc_rate_table_get(pr->key_rps, h, now_us)))
+                return rate_refuse(r, "key_table", 1000, "too many API keys are active at once");
+            if (pr->key_tpm && !(ktpm = sc_rate_table_get(pr->key_tpm, h, now_us)))
+                return rate_refuse(r, "key_table", 1000, "too many API keys are active at once");
+        }
+    }
+    if (pr->has_rps && !sc_rate_take(&pr->rps, 1, now_us, &ra))
+        return rate_refuse(r, "route", ra, "rateLimit.requestsPerSecond");
+    if (krps && !sc_rate_take(krps, 1, now_us, &ra)) {
+        if (pr->has_rps)
+            sc_rate_settle(&pr->rps, 1, now_us);
+        return rate_refuse(r, "key", ra, "rateLimit.perKey.requestsPerSecond");
+    }
+    double cost = max_tokens >= 0 ? (double)max_tokens : (double)rc->default_max_tokens;
+    if (pr->has_tpm && cost > 0) {
+        if (!sc_rate_take(&pr->tpm, cost, now_us, &ra)) {
+            if (pr->has_rps)
+                sc_rate_settle(&pr->rps, 1, now_us);
+            if (krps)
+                sc_rate_settle(krps, 1, now_us);
+            return rate_refuse(r, "route_tokens", ra, "rateLimit.tokensPerMinute");
+        }
+        r->tpm_route = &pr->tpm;
+    }
+    if (ktpm && cost > 0) {
+        if (!sc_rate_take(ktpm, cost, now_us, &ra)) {
+            if (pr->has_rps)
+                sc_rate_settle(&pr->rps, 1, now_us);
+            if (krps)
+                sc_rate_settle(krps, 1, now_us);
+            if (r->tpm_route)
+                sc_rate_settle(r->tpm_route, cost, now_us);
+            r->tpm_route = NULL;
+            return rate_refuse(r, "key_tokens", ra, "rateLimit.perKey.tokensPerMinute");
+        }
+        r->tpm_key = ktpm;
+    }
+    r->tpm_cost = cost;
+    return 0;
 }
 
 /* The whole body is here: find the model, route, send upstream. */
@@ -939,6 +1983,8 @@ static void req_forward(struct sc_req *r)
         memcpy(r->model, scan.model, scan.model_len);
         r->model_len = (uint16_t)scan.model_len;
     }
+    r->model_off = scan.model_off;
+    r->model_span = scan.model_span;
     const struct sc_route *route = sc_config_route(cfg, scan.model ? scan.model : "",
                                                    scan.model ? scan.model_len : 0);
     if (!scan.model && (!route || !route->wildcard)) {
@@ -951,8 +1997,19 @@ static void req_forward(struct sc_req *r)
                   "The model `%.*s` does not exist.", (int)r->model_len, r->model);
         return;
     }
-    r->route = route;
-    struct sc_rt_route *rr = &r->rt->routes[route - cfg->routes];
+    r->route = r->route0 = route;
+    r->rr = &r->rt->routes[route - cfg->routes];
+    r->pol = r->pol0 = sc_policy_route(cfg, route);
+    if (r->pol0 && rate_admit(r, scan.max_tokens) < 0)
+        return;
+    struct sc_budget *bud = req_budget(r);
+    if (bud) {
+        sc_budget_request_start(bud);
+        r->budgeted = 1;
+    }
+    size_t tl = 0;
+    const char *tv = mg_httpd_req_header(r->down, "traceparent", &tl);
+    make_traceparent(r->traceparent, tv, tl, &w->rng);
     int vi = sc_route_pick_version(route, req_header_cb, r->down, &w->rng, NULL);
     if (vi < 0 || (unsigned)vi >= route->nversions) {
         req_error(r, 503, "upstream_error", "no_version", NULL,
@@ -960,75 +2017,10 @@ static void req_forward(struct sc_req *r)
                   "applies)", route->model);
         return;
     }
-    struct sc_rt_version *v = &rr->versions[vi];
-    r->ver = v;
-    unsigned ep = v->neps ? sc_route_pick_endpoint(v->inflight, v->neps, &w->rng) : 0;
-    uint64_t now_ms = mg_loop_now(w->loop);
-    if (v->neps && (!v->eps[ep] || v->health[ep].down_until > now_ms)) {
-        /* The next usable one after it; else the next resolved one (all
-         * are down: try anyway rather than refuse). */
-        unsigned alt = ep, found = 0;
-        for (unsigned k = 1; k <= v->neps && !found; k++) {
-            unsigned e = (ep + k) % v->neps;
-            if (v->eps[e] && v->health[e].down_until <= now_ms) {
-                alt = e;
-                found = 1;
-            }
-        }
-        for (unsigned k = 0; k < v->neps && !found && !v->eps[alt]; k++)
-            alt = (ep + k) % v->neps;
-        ep = alt;
-    }
-    if (!v->neps || !v->eps[ep]) {
-        r->uperr = SC_UPERR_CONNECT;
-        req_error(r, 503, "upstream_error", "upstream_unavailable", NULL,
-                  "no endpoint of model %s version %s could be resolved", route->model,
-                  v->cv->name);
-        return;
-    }
-    r->ep = ep;
-    size_t tl = 0;
-    const char *tv = mg_httpd_req_header(r->down, "traceparent", &tl);
-    make_traceparent(r->traceparent, tv, tl, &w->rng);
-    char peer[64];
-    int pl = mg_httpd_req_peer(r->down, peer, sizeof peer);
-    int rc = build_upstream_head(&r->head, mg_httpd_req_msg(r->down),
-                                 mg_httpc_endpoint_name(v->eps[ep]), r->reqid, r->reqid_len,
-                                 r->traceparent, r->body.len, pl > 0 ? peer : NULL);
-    if (rc < 0) {
-        req_error(r, 500, "server_error", NULL, NULL, "cannot build the upstream request: %s",
-                  strerror(-rc));
-        return;
-    }
-    struct mg_httpc_req *up = &r->up;
-    up->head = mg_buf_head(&r->head);
-    up->head_len = r->head.len;
-    up->body = r->body.len ? mg_buf_head(&r->body) : NULL;
-    up->body_len = r->body.len;
-    up->connect_timeout_ms = route->timeouts.connect;
-    up->read_timeout_ms = route->timeouts.idle;
-    up->on_head = up_head;
-    up->on_body = up_body;
-    up->on_done = up_done;
-    up->on_error = up_error;
-    up->data = r;
-    r->t_sent_ns = mg_now_ns();
-    rc = mg_httpc_send(w->cl, v->eps[ep], up);
-    if (rc < 0) {
-        r->uperr = rc == -ENOMEM ? SC_UPERR_LOCAL : SC_UPERR_CONNECT;
-        if (rc != -ENOMEM)
-            ep_failed(r);
-        req_error(r, 503, "upstream_error", "upstream_unavailable", NULL,
-                  "no endpoint of model %s version %s is reachable: connect failed (%s)",
-                  route->model, v->cv->name, strerror(-rc));
-        return;
-    }
-    r->up_active = 1;
-    v->inflight[ep]++;
-    uint64_t now = mg_loop_now(w->loop);
-    r->ft_deadline = route->timeouts.first_token ? now + route->timeouts.first_token : 0;
-    r->total_deadline = route->timeouts.total ? now + route->timeouts.total : 0;
-    req_arm(r);
+    set_version(r, (unsigned)vi);
+    if (route->nfallback)
+        hop_add(r, "", r->ver->cv->name);
+    try_start(r);
 }
 
 static void req_body(struct mg_httpd_req *hr, const char *p, size_t n, int last)
@@ -1076,7 +2068,10 @@ static void req_account(struct sc_req *r, enum mg_httpd_end reason)
     }
     uint64_t end = mg_now_ns();
     struct sc_rt_version *v = r->ver;
-    mg_counter_inc(codes_get(v ? &v->codes : &w->pre, status));
+    struct sc_codes *cc = v ? &v->codes : &w->pre;
+    if (r->is_static)
+        cc = &r->rt->routes[r->route0 - r->rt->cfg->routes].static_codes;
+    mg_counter_inc(codes_get(cc, status));
     uint64_t tokens = 0;
     if (v) {
         mg_histogram_observe(v->duration, (double)(end - r->t0_ns) / 1e9);
@@ -1085,43 +2080,65 @@ static void req_account(struct sc_req *r, enum mg_httpd_end reason)
         tokens = sc_sse_tokens(&r->sse);
         if (tokens)
             mg_counter_add(v->tokens, tokens);
-        if (r->uperr >= 0) {
-            /* Made at the first failure of its kind (most never happen). */
-            if (!v->uperr[r->uperr]) {
-                const char *kv[] = {v->codes.model, v->codes.version, sc_uperr_names[r->uperr],
-                                    NULL};
-                mg_metrics_counter_get(sc_g.m.uperr, kv, &v->uperr[r->uperr]);
-            }
-            mg_counter_inc(v->uperr[r->uperr]);
-        }
     }
     if (!r->rt->cfg->access_log)
         return;
-    const char *ep = v && r->t_sent_ns ? mg_httpc_endpoint_name(v->eps[r->ep]) : NULL;
+    const char *ep = v && r->tries && v->eps[r->ep] ? mg_httpc_endpoint_name(v->eps[r->ep]) : NULL;
     double dur = ms_between(r->t0_ns, end);
+    const char *vname = r->is_static ? "static" : v ? v->cv->name : NULL;
+    const char *err = r->uperr >= 0 ? sc_uperr_names[r->uperr] : NULL;
+    const char *fb = r->nhops ? r->hops : NULL;
     if (r->sse.first_ns)
         mg_log_write(MG_LOG_INFO, "access", "request_id", MG_SN(r->reqid, r->reqid_len), "method",
                      MG_SN(r->method, r->method_len), "path", MG_SN(r->path, r->path_len), "model",
-                     MG_SN(r->model, r->model_len), "version", MG_S(v ? v->cv->name : NULL),
+                     MG_SN(r->model, r->model_len), "version", MG_S(vname),
                      "endpoint", MG_S(ep), "status", MG_I(status), "bytes", MG_U(r->bytes),
                      "ttft_ms", MG_F(ms_between(r->t_sent_ns, r->sse.first_ns)), "duration_ms",
                      MG_F(dur), "tokens", MG_U(tokens), "stream", MG_B(r->stream),
-                     "error", MG_S(r->uperr >= 0 ? sc_uperr_names[r->uperr] : NULL), (char *)0);
+                     "error", MG_S(err), "fallback", MG_S(fb), "retries", MG_U(r->retries), "attempts",
+                     MG_U(r->tries), (char *)0);
     else
         mg_log_write(MG_LOG_INFO, "access", "request_id", MG_SN(r->reqid, r->reqid_len), "method",
                      MG_SN(r->method, r->method_len), "path", MG_SN(r->path, r->path_len), "model",
-                     MG_SN(r->model, r->model_len), "version", MG_S(v ? v->cv->name : NULL),
+                     MG_SN(r->model, r->model_len), "version", MG_S(vname),
                      "endpoint", MG_S(ep), "status", MG_I(status), "bytes", MG_U(r->bytes),
                      "ttft_ms", MG_S(NULL), "duration_ms", MG_F(dur), "tokens", MG_U(tokens),
-                     "stream", MG_B(r->stream),
-                     "error", MG_S(r->uperr >= 0 ? sc_uperr_names[r->uperr] : NULL), (char *)0);
+                     "stream", MG_B(r->stream), "error", MG_S(err), "fallback", MG_S(fb), "retries",
+                     MG_U(r->retries), "attempts", MG_U(r->tries), (char *)0);
+}
+
+/* Gives back what the request held of the shared policy state: its
+ * queue place, breaker probe, slot, budget and token reservations. */
+static void req_release(struct sc_req *r)
+{
+    pend_remove(r);
+    upstream_cancel(r);   /* nobody waits for the tokens any more */
+    if (r->brk && !r->reported && r->tries)
+        try_report(r, 1); /* the client left before an answer: not the endpoint's fault */
+    slot_release(r);
+    budget_give(r);
+    mg_timer_stop(r->w->loop, &r->timer);
+    r->phase = PH_IDLE;
+    struct sc_budget *b = r->budgeted ? req_budget(r) : NULL;
+    if (b)
+        sc_budget_request_end(b);
+    if (r->tpm_route || r->tpm_key) {
+        /* Settled with the real usage; all of it back when nothing was
+         * generated upstream (failed before, refused, static). */
+        double used = r->tries && !r->is_static ? (double)sc_sse_tokens(&r->sse) : 0;
+        uint64_t now_us = mg_now_ns() / 1000;
+        if (r->tpm_route)
+            sc_rate_settle(r->tpm_route, r->tpm_cost - used, now_us);
+        if (r->tpm_key)
+            sc_rate_settle(r->tpm_key, r->tpm_cost - used, now_us);
+    }
 }
 
 static void down_end(struct mg_httpd_req *hr, enum mg_httpd_end reason)
 {
     struct sc_req *r = mg_httpd_req_data(hr);
     struct sc_worker *w = r->w;
-    upstream_cancel(r);   /* nobody waits for the tokens any more */
+    req_release(r);
     req_account(r, reason);
     rt_unref(r->rt);
     req_recycle(w, r);
@@ -1154,7 +2171,7 @@ static void method_not_allowed(struct sc_req *r, const char *allow)
                      "\"type\":\"invalid_request_error\",\"param\":null,"
                      "\"code\":\"method_not_allowed\"}}\n",
                   r->method, allow);
-    struct mg_h1_header h[7];
+    struct mg_h1_header h[10];
     unsigned n = base_headers(r, h, "application/json");
     h[n++] = (struct mg_h1_header)MG_HTTPD_HDR("Allow", allow);
     r->bytes = b->len;
@@ -1303,6 +2320,7 @@ int sc_worker_init(struct sc_worker *w, struct sc_config *cfg, const char *liste
         return rc;
     }
     sc_rng_seed(&w->rng, seed64(w->idx));
+    mg_timer_init(&w->pend_timer, pend_timer_cb, w);
     mg_buf_init(&w->scratch, 16 * 1024);
     w->pre.model = "";
     w->pre.version = "";
@@ -1399,6 +2417,7 @@ void sc_worker_free(struct sc_worker *w)
         w->free_reqs = r->next_free;
         mg_buf_free(&r->head);
         mg_buf_free(&r->body);
+        mg_buf_free(&r->held);
         free(r);
     }
     w->nfree = 0;
@@ -1505,12 +2524,48 @@ int sc_metrics_init(unsigned nworkers)
                                "Generation of the route table in force (1 for the first).",
                                NULL, &m->generation)) < 0)
         return rc;
+    static const char *const mvr[] = {"model", "version", "reason", NULL};
+    static const char *const mo[] = {"model", NULL};
+    static const char *const mftr[] = {"model", "from", "to", "reason", NULL};
+    static const char *const mve[] = {"model", "version", "endpoint", NULL};
+    static const char *const mvet[] = {"model", "version", "endpoint", "to", NULL};
+    static const char *const ms[] = {"model", "scope", NULL};
+    static const char *const mr[] = {"model", "reason", NULL};
+    if ((rc = mg_metrics_counter(m->reg, "modelgate_retries_total",
+                                 "Retries sent, by the reason of the failed try (connect-failure, "
+                                 "reset, timeout or the status).", mvr, &m->retries)) < 0 ||
+        (rc = mg_metrics_counter(m->reg, "modelgate_retry_budget_refused_total",
+                                 "Retries and fallback hops the retry budget refused.", mo,
+                                 &m->budget_refused)) < 0 ||
+        (rc = mg_metrics_counter(m->reg, "modelgate_fallbacks_total",
+                                 "Fallback hops taken, from a version (or model:NAME) to a "
+                                 "version, model:NAME or static, by reason.", mftr,
+                                 &m->fallbacks)) < 0 ||
+        (rc = mg_metrics_gauge(m->reg, "modelgate_breaker_state",
+                               "Circuit breaker state per endpoint: 0 closed, 1 open, 2 "
+                               "half-open.", mve, &m->breaker_state)) < 0 ||
+        (rc = mg_metrics_counter(m->reg, "modelgate_breaker_transitions_total",
+                                 "Circuit breaker state changes, by the new state.", mvet,
+                                 &m->breaker_trans)) < 0 ||
+        (rc = mg_metrics_counter(m->reg, "modelgate_rate_limited_total",
+                                 "Requests refused 429 by a rate limit, by scope (route, key, "
+                                 "route_tokens, key_tokens, key_table).", ms,
+                                 &m->rate_limited)) < 0 ||
+        (rc = mg_metrics_counter(m->reg, "modelgate_shed_total",
+                                 "Requests refused for overload (max_concurrent, "
+                                 "pending_timeout, saturated).", mr, &m->shed)) < 0 ||
+        (rc = mg_metrics_counter(m->reg, "modelgate_stream_errors_total",
+                                 "Responses that broke off after bytes reached the client, by "
+                                 "kind.", mvk, &m->stream_errors)) < 0)
+        return rc;
     static const char *const idle[] = {"idle", NULL}, *const active[] = {"active", NULL};
     static const char *const ok[] = {"ok", NULL}, *const refused[] = {"refused", NULL};
     /* Children per route and version: far more than the registry's default
      * cap may be legitimate (1024 routes of 16 versions). */
     struct mg_metric_family *per_route[] = {m->requests, m->duration, m->ttft, m->itl, m->tokens,
-                                            m->uperr};
+                                            m->uperr, m->retries, m->budget_refused,
+                                            m->fallbacks, m->breaker_state, m->breaker_trans,
+                                            m->rate_limited, m->shed, m->stream_errors};
     for (size_t i = 0; i < sizeof per_route / sizeof per_route[0]; i++)
         mg_metrics_set_max_children(per_route[i], 100000);
     if ((rc = mg_metrics_callback(m->client_conns, NULL, client_conns_cb, NULL)) < 0 ||

@@ -25,7 +25,9 @@
 struct sc_rate {                 /* one bucket */
     double per_ms;               /* tokens added per ms */
     double burst;                /* capacity */
-    atomic_uint_fast64_t tat_us; /* theoretical arrival time, µs (monotonic) */
+    atomic_uint_fast64_t tat_ns; /* theoretical arrival time, ns on the callers'
+                                  * monotonic µs clock: finer than µs so an
+                                  * interval of 333333.3 µs (3/s) loses nothing */
 };
 
 /* rate: tokens per second; burst: capacity (>= 1). */
@@ -35,15 +37,18 @@ void sc_rate_init(struct sc_rate *r, double rate_per_s, double burst);
  * above the burst is never granted (retry_after = 0: the caller says the
  * request is too large for the limit). */
 int sc_rate_take(struct sc_rate *r, double cost, uint64_t now_us, uint64_t *retry_after_ms);
-/* Corrects a grant: delta > 0 gives tokens back, < 0 takes more (never
- * refused; the debt delays later requests). */
+/* Corrects a grant: delta > 0 gives tokens back (never past full), < 0
+ * takes more (never refused; the debt delays later requests, and is capped
+ * at one burst so an absurd usage figure cannot lock a key out for long). */
 void sc_rate_settle(struct sc_rate *r, double delta, uint64_t now_us);
-/* Tokens available now (for /state). */
+/* Tokens available now (for /state); negative while in debt. */
 double sc_rate_available(const struct sc_rate *r, uint64_t now_us);
 
 struct sc_rate_table;            /* per-key buckets of one route */
 
-/* slots: a power of two (e.g. 4096). 0 or -ENOMEM. */
+/* slots: a power of two (e.g. 4096), at most 2^24. 0, -EINVAL (slots not
+ * a power of two, or too large) or -ENOMEM. A key is looked for in at most
+ * 16 slots from its hash's position, so a lookup is bounded work. */
 int sc_rate_table_new(size_t slots, double rate_per_s, double burst, struct sc_rate_table **out);
 void sc_rate_table_free(struct sc_rate_table *t);
 /* The bucket of key_hash, claiming an idle slot when the key has none.

@@ -10,7 +10,7 @@
 
 #define NOT_JSON "request body is not valid JSON: "
 
-enum key { K_OTHER, K_MODEL, K_STREAM };
+enum key { K_OTHER, K_MODEL, K_STREAM, K_MAX_TOKENS };
 
 enum state {
     S_KEY_OR_END,    /* after '{' */
@@ -171,11 +171,11 @@ static long unescape(const char *s, size_t n, char *out, size_t cap)
 /* Which top-level key the string p[a..b) (quotes excluded) names. */
 static enum key classify(const char *s, size_t n, int esc)
 {
-    char tmp[8];
+    char tmp[24];
     if (esc) {
-        /* "model" and "stream" are at most 6 bytes unescaped, and every
-         * escape stands for at least one byte. */
-        long l = n <= 6 * 12 ? unescape(s, n, tmp, sizeof tmp) : -ENOBUFS;
+        /* The keys are at most 21 bytes unescaped, and every escape
+         * stands for at least one byte. */
+        long l = n <= 21 * 12 ? unescape(s, n, tmp, sizeof tmp) : -ENOBUFS;
         if (l < 0)
             return K_OTHER;
         s = tmp;
@@ -185,6 +185,9 @@ static enum key classify(const char *s, size_t n, int esc)
         return K_MODEL;
     if (n == 6 && memcmp(s, "stream", 6) == 0)
         return K_STREAM;
+    if ((n == 10 && memcmp(s, "max_tokens", 10) == 0) ||
+        (n == 21 && memcmp(s, "max_completion_tokens", 21) == 0))
+        return K_MAX_TOKENS;
     return K_OTHER;
 }
 
@@ -260,6 +263,8 @@ int sc_reqscan(const char *p, size_t n, struct sc_reqscan *o)
     o->stream = 0;
     o->error = NULL;
     o->error_offset = 0;
+    o->model_off = o->model_span = 0;
+    o->max_tokens = -1;
 
     size_t i = skip_ws(p, n, 0);
     if (i >= n || p[i] != '{')
@@ -318,8 +323,12 @@ int sc_reqscan(const char *p, size_t n, struct sc_reqscan *o)
                 size_t j = scan_string(p, n, i, &esc, &why, &where);
                 if (!j)
                     return fail(o, why, where);
-                if (k == K_MODEL && set_model(o, p + i + 1, j - i - 2, esc, i) < 0)
-                    return -EINVAL;
+                if (k == K_MODEL) {
+                    if (set_model(o, p + i + 1, j - i - 2, esc, i) < 0)
+                        return -EINVAL;
+                    o->model_off = i;
+                    o->model_span = j - i;
+                }
                 if (k == K_STREAM)
                     o->stream = 0;
                 i = j;
@@ -352,6 +361,14 @@ int sc_reqscan(const char *p, size_t n, struct sc_reqscan *o)
                 return fail(o, NOT_JSON "invalid value", i);
             if (k == K_STREAM)
                 o->stream = c == 't';
+            if (k == K_MAX_TOKENS && c >= '0' && c <= '9' && j - i <= 10) {
+                long long v = 0;
+                size_t d = i;
+                while (d < j && p[d] >= '0' && p[d] <= '9')
+                    v = v * 10 + (p[d++] - '0');
+                if (d == j && v < 4294967296LL && v > o->max_tokens)
+                    o->max_tokens = v;
+            }
             i = j;
             st = S_AFTER_VALUE;
             break;

@@ -10,7 +10,9 @@
  * inside a string, is not the model. Keys are compared after unescaping
  * ("mod\u0065l" is "model", as the backend will read it). A repeated
  * "model" is refused: the backend would take the last one and could be
- * served another model than the one routed. No allocation; the decoded
+ * served another model than the one routed. It also reports where the
+ * "model" value lies (for a splice) and "max_tokens" /
+ * "max_completion_tokens" (for token rate limits). No allocation; the decoded
  * model lives in the result. */
 #ifndef SC_REQSCAN_H
 #define SC_REQSCAN_H
@@ -27,6 +29,14 @@ struct sc_reqscan {
                              * had escapes); NULL when absent */
     size_t model_len;
     int stream;             /* "stream": true at the top level */
+    /* The "model" value as it stands in the body, quotes included
+     * (body[model_off .. model_off + model_span)), so a model fallback
+     * can splice another name in without reparsing; 0/0 when absent. */
+    size_t model_off, model_span;
+    /* The top-level "max_tokens" or "max_completion_tokens" (the larger
+     * when both are given) when it is a non-negative integer below 2^32;
+     * -1 otherwise. */
+    long long max_tokens;
     /* On -EINVAL: a static message for the client, and where. */
     const char *error;
     size_t error_offset;

@@ -24,6 +24,7 @@
 #include "lib/loop.h"
 #include "lib/metrics.h"
 #include "sidecar/config.h"
+#include "sidecar/policy.h"
 #include "sidecar/route.h"
 
 struct sc_rt;
@@ -59,7 +60,12 @@ struct sc_worker {
     struct mg_buf scratch;         /* error bodies */
     uint64_t warn_sec;             /* rate limit of upstream failure lines */
     unsigned warn_count, warn_dropped;
-    struct mg_h1_header hdrs[MG_H1_MAX_HEADERS + 4];   /* response heads */
+    struct mg_h1_header hdrs[MG_H1_MAX_HEADERS + 8];   /* response heads */
+    /* Requests waiting for a concurrency slot (circuitBreaker.maxPending),
+     * oldest first, every version of every table of this worker. */
+    struct sc_req *pend_head, *pend_tail;
+    unsigned npend;
+    struct mg_timer pend_timer;    /* re-checks the queue while it is not empty */
 };
 
 struct sc_metrics {
@@ -67,6 +73,9 @@ struct sc_metrics {
     struct mg_metric_family *requests, *duration, *ttft, *itl, *tokens, *uperr;
     struct mg_metric_family *client_conns, *up_conns, *up_created, *up_reused;
     struct mg_metric_family *reloads, *generation;
+    /* Issue 5: resilience. */
+    struct mg_metric_family *retries, *budget_refused, *fallbacks, *breaker_state,
+        *breaker_trans, *rate_limited, *shed, *stream_errors;
     struct mg_counter *reloads_ok, *reloads_refused;
     struct mg_gauge *gen;
 };
@@ -95,6 +104,8 @@ enum sc_uperr {
     SC_UPERR_FIRST_TOKEN_TIMEOUT,
     SC_UPERR_TOTAL_TIMEOUT,
     SC_UPERR_LOCAL,
+    SC_UPERR_PER_TRY_TIMEOUT,  /* retries.perTryTimeout before the first body byte */
+    SC_UPERR_MALFORMED,        /* an SSE stream whose event is not JSON */
     SC_UPERR_N
 };
 extern const char *const sc_uperr_names[SC_UPERR_N];
@@ -118,6 +129,14 @@ int sc_worker_post_drain(struct sc_worker *w);
 /* After the worker's loop has stopped: frees it all (requests still in
  * flight end with SHUTDOWN). */
 void sc_worker_free(struct sc_worker *w);
+
+/* admission.c -------------------------------------------------------------- */
+
+/* (Re)starts the /metrics poller of the admission endpoints of cfg (the
+ * table in force), on the main loop. Main thread. */
+int sc_admission_install(struct mg_loop *loop, struct sc_config *cfg);
+void sc_admission_stop(void);
+/* The poller's figures of an endpoint, for GET /state. */
 
 /* admin.c ------------------------------------------------------------------ */
 

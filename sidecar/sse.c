@@ -68,6 +68,10 @@ static void json_byte(struct sc_sse *s, unsigned char c)
     for (;;) {
         switch (s->js) {
         case J_OUT:
+            if (c == '{' || c == '[')
+                s->depth++;
+            else if (c == '}' || c == ']')
+                s->depth--;
             if (c == '"') {
                 s->js = J_STR;
                 s->cand = ALL_NAMES;
@@ -176,6 +180,11 @@ static unsigned dispatch(struct sc_sse *s)
     unsigned counted = s->has_content;
     if (s->js == J_NUM)
         s->usage = (int64_t)s->num;
+    if (s->data_seen && (s->depth != 0 || s->js == J_STR || s->js == J_ESC ||
+                         s->js == J_VFIRST || s->js == J_VALUE))
+        s->malformed++;
+    s->data_seen = 0;
+    s->depth = 0;
     s->events += counted;
     s->has_content = 0;
     s->js = J_OUT;
@@ -233,6 +242,8 @@ static unsigned sse_bytes(struct sc_sse *s, const unsigned char *p, size_t n)
         case L_FIELD:
             if (c == ':') {
                 s->line = !s->field_bad && s->field_len == 4 ? L_DATA_SP : L_IGNORE;
+                if (s->line == L_DATA_SP)
+                    s->data_seen = 1;
             } else if (s->field_len < 4 && "data"[s->field_len] == c) {
                 s->field_len++;
             } else {
@@ -245,9 +256,14 @@ static unsigned sse_bytes(struct sc_sse *s, const unsigned char *p, size_t n)
                 break;
             /* fallthrough */
         case L_DATA:
-            /* Outside strings, only a quote matters: skip the rest fast. */
-            if (s->js == J_OUT && c != '"')
+            /* Outside strings, only quotes and brackets matter. */
+            if (s->js == J_OUT && c != '"') {
+                if (c == '{' || c == '[')
+                    s->depth++;
+                else if (c == '}' || c == ']')
+                    s->depth--;
                 break;
+            }
             json_byte(s, c);
             break;
         case L_IGNORE:
@@ -356,4 +372,14 @@ void sc_sse_finish(struct sc_sse *s)
 uint64_t sc_sse_tokens(const struct sc_sse *s)
 {
     return s->usage >= 0 ? (uint64_t)s->usage : s->events;
+}
+
+size_t sc_sse_close_event(const struct sc_sse *s, char *out)
+{
+    size_t n = 0;
+    if (s->line != L_START)
+        out[n++] = '\n';   /* ends the line */
+    if (s->line != L_START || s->data_seen)
+        out[n++] = '\n';   /* ends the event */
+    return n;
 }

@@ -17,6 +17,10 @@
  * the body (where OpenAI servers put usage), so a huge body is not scanned
  * whole.
  *
+ * Each SSE event's data is also checked for balance (objects and arrays
+ * closed, strings terminated, no member left without a value), so a
+ * stream that breaks mid-event is seen at the event's end (malformed).
+ *
  * Strings are tracked (quotes and escapes), so member names are only
  * recognised as names, never inside a string value. No allocation. */
 #ifndef SC_SSE_H
@@ -42,6 +46,11 @@ struct sc_sse {
     uint64_t bytes;         /* body bytes fed */
     uint64_t first_ns;      /* time of the first body byte, 0 before */
     uint64_t last_token_ns; /* time of the last span that completed a token event */
+    /* SSE: events whose data is not well-formed JSON text (an object or
+     * array left open, a string not terminated, a member without its
+     * value) — a backend that broke mid-stream. "[DONE]" and other
+     * non-JSON tokens pass. */
+    uint32_t malformed;
     /* Private scan state. */
     uint8_t line;           /* SSE line state */
     uint8_t field_len;      /* bytes of the field name matched against "data" */
@@ -51,6 +60,8 @@ struct sc_sse {
     uint8_t key;            /* the member whose value comes next */
     uint8_t has_content;    /* the current event carries content */
     uint8_t num_digits;
+    uint8_t data_seen;      /* the current event has a data field */
+    int32_t depth;          /* open objects and arrays in the current event */
     uint16_t kpos;          /* bytes of the current string matched so far */
     uint64_t num;
     size_t tail_len;
@@ -68,6 +79,10 @@ unsigned sc_sse_feed(struct sc_sse *s, const char *p, size_t n, uint64_t now_ns,
                      uint64_t *gap_ns);
 /* The body ended: looks at the JSON tail. */
 void sc_sse_finish(struct sc_sse *s);
+/* The bytes ("", "\n" or "\n\n", into out: at least 2 bytes) that end
+ * the line and event the stream stopped in, so an event appended after
+ * them stands on its own. */
+size_t sc_sse_close_event(const struct sc_sse *s, char *out);
 /* Output tokens: usage when the backend sent it, else the counted events. */
 uint64_t sc_sse_tokens(const struct sc_sse *s);
 

@@ -5,6 +5,8 @@
 #include "sidecar/config.c"
 #include "sidecar/route.c"
 #include "sidecar/proxy.c"
+#include "sidecar/policy.c"
+#include "sidecar/policy_stubs.c"
 #include "sidecar/reqscan.c"
 #include "sidecar/sse.c"
 
