@@ -29,7 +29,6 @@ write_config() {
     cat >"$MG_TMP/sc.yaml" <<EOF
 listen: 127.0.0.1:$SC_PORT
 admin: 127.0.0.1:$SC_ADMIN
-accessLog: false
 routes:
   - model: m
     versions:
