@@ -57,11 +57,16 @@ echo "# 200 requests in ${el}s against 10/s burst 20: $ok granted; $res"
 check "burst 20 + 10/s: $ok of 200 granted in ${el}s (20 <= granted <= $hi)" eval '[ "$ok" -ge 20 ] && [ "$ok" -le "$hi" ]'
 check_eq "...the rest refused with 429" "$(j "$res" '.status["429"] // 0')" $((200 - ok))
 check_eq "...each counted in modelgate_rate_limited_total" "$(( $(scm modelgate_rate_limited_total) - rl0 ))" $((200 - ok))
-code=$(sc_req "$MG_TMP/rl" "$(chat rps hi)")
+# One refusal looked at closely (the bucket is empty: at most one token
+# came back since).
+for i in 1 2 3; do
+    code=$(sc_req "$MG_TMP/rl" "$(chat rps hi)")
+    [ "$code" = 429 ] && break
+done
 ra=$(hdr "$MG_TMP/rl.h" retry-after)
 check_eq "a refusal: 429 with an OpenAI body" "$code|$(oai_error "$MG_TMP/rl.b")" "429|ok"
 check "...and Retry-After in whole seconds, 1 to 2 ('$ra')" eval '[[ "$ra" =~ ^[0-9]+$ ]] && [ "$ra" -ge 1 ] && [ "$ra" -le 2 ]'
-check_eq "...its error type says rate limit" "$(jq -r '.error.code // .error.type' "$MG_TMP/rl.b" 2>/dev/null | grep -ci 'rate')" 1
+check_eq "...its error code or type says rate limit ($(jq -c .error "$MG_TMP/rl.b" 2>/dev/null))" "$(jq -r '[.error.code, .error.type] | map(tostring) | join(" ")' "$MG_TMP/rl.b" 2>/dev/null | grep -ci 'rate')" 1
 sleep 1.2
 res=$(load --conns 1 --requests 10 --path /v1/chat/completions --body "$(chat rps hi)")
 check "1.2 s later about 12 tokens are back: 10 sequential requests granted $(j "$res" .ok)" eval '[ "$(j "$res" .ok)" -ge 10 ]'
@@ -69,15 +74,17 @@ check "1.2 s later about 12 tokens are back: 10 sequential requests granted $(j 
 # --- per API key -----------------------------------------------------------------
 
 kload() { load --conns 2 --requests "$2" --path /v1/chat/completions --body "$(chat keyed hi)" -H "Authorization: Bearer $1"; }
-ra=$(kload sk-alpha-1 20); rb=$(kload sk-bravo-2 20)
-echo "# key alpha: $ra"; echo "# key bravo: $rb"
+t0=$EPOCHREALTIME
+ra=$(kload sk-alpha-1 20); rb=$(kload sk-bravo-2 20); ra2=$(kload sk-alpha-1 20)
+el=$(since "$t0")
+echo "# key alpha: $ra"; echo "# key bravo: $rb"; echo "# key alpha again: $ra2"
 check "key alpha: burst 5 granted of 20 at once ($(j "$ra" .ok), 5 to 6)" eval '[ "$(j "$ra" .ok)" -ge 5 ] && [ "$(j "$ra" .ok)" -le 6 ]'
 check "key bravo right after: its own bucket, 5 granted too ($(j "$rb" .ok))" eval '[ "$(j "$rb" .ok)" -ge 5 ] && [ "$(j "$rb" .ok)" -le 6 ]'
+hi=$(awk -v e="$el" 'BEGIN { printf "%d", 2 * e + 1 }')
+check "key alpha again: still limited, only the refill (2/s over ${el}s) granted ($(j "$ra2" .ok) <= $hi)" eval '[ "$(j "$ra2" .ok)" -le "$hi" ]'
 # Many keys (requests i get key k<i mod 50>): 50 buckets, 5 each.
 res=$(load --conns 4 --requests 500 --path /v1/chat/completions --body "$(chat keyed hi)" --key-header Authorization --key-prefix 'Bearer sk-' --keys 50)
 check "50 keys x 10 requests: each key's burst of 5 granted, about 250 in all ($(j "$res" .ok))" eval '[ "$(j "$res" .ok)" -ge 250 ] && [ "$(j "$res" .ok)" -le 300 ]'
-ra=$(kload sk-alpha-1 1)
-check_eq "alpha is still limited" "$(j "$ra" '.status["429"] // 0')" 1
 check "the tokens are not logged" eval '! grep -q "sk-alpha-1\|sk-bravo-2" "$MG_TMP/sc.log"'
 code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SC_ADMIN/state")
 check "...nor shown by GET /state" eval '[ "$code" = 200 ] && ! sc_state | grep -q "sk-alpha-1"'
