@@ -266,6 +266,15 @@ for kind in plain stream; do
     awk -v r="${RATIO[$kind]}" 'BEGIN { exit !(r >= 0.9) }' || verdict="NOT met"
     verdicts+="- $label: policies / none = ${RATIO[$kind]} (median of per-round ratios); target >= 0.9: $verdict"$'\n'
 done
+# The policies were in force and never triggered: their counters, summed
+# over labels, from the policies sidecar's /metrics.
+curl -s --max-time 5 "http://127.0.0.1:${port[policies-admin]}/metrics" >"$work/metrics.txt" || true
+msum() { awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $NF; f = 1 } END { if (f) print s + 0; else print "absent" }' "$work/metrics.txt"; }
+counters=""
+for m in modelgate_retries_total modelgate_fallbacks_total modelgate_rate_limited_total modelgate_shed_total modelgate_breaker_transitions_total; do
+    counters+="\`$m\` $(msum "$m"), "
+done
+counters=${counters%, }
 hwm_none=$(proc_kb "${pid[none]}" VmHWM)
 hwm_pol=$(proc_kb "${pid[policies]}" VmHWM)
 
@@ -286,6 +295,8 @@ $load0 before and $load1 after (2 cores shared with other work).
 
 $table
 Peak memory (VmHWM) over the whole run: none $hwm_none KiB, policies $hwm_pol KiB.
+The policies sidecar's counters after the run (all 0: no policy triggered):
+$counters.
 
 Target (issue 5): req/s with every policy on at least 0.9 x req/s with
 none, same run:
