@@ -295,7 +295,7 @@ $load0 before and $load1 after (2 cores shared with other work).
 
 $table
 Peak memory (VmHWM) over the whole run: none $hwm_none KiB, policies $hwm_pol KiB.
-The policies sidecar's counters after the run (all 0: no policy triggered):
+The policies sidecar's counters after the run (absent or 0: no policy triggered; a labelled counter appears with its first event):
 $counters.
 
 Target (issue 5): req/s with every policy on at least 0.9 x req/s with
