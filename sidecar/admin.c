@@ -1,6 +1,7 @@
 /* The admin port, served on the main thread: /metrics, /healthz, /readyz,
- * GET /config (the table in force) and POST /config (a new table, behind a
- * bearer token). Everything here reads the main thread's state (sc_g.cfg,
+ * GET /config (the table in force), POST /config (a new table, behind a
+ * bearer token) and GET /state (breakers, slots, saturation, budgets and
+ * rate limits, JSON). Everything here reads the main thread's state (sc_g.cfg,
  * sc_g.generation) without locks, since only the main thread changes it;
  * the workers are read through their atomics. */
 #define _GNU_SOURCE
@@ -121,6 +122,122 @@ static void get_config(struct mg_httpd_req *req)
     }
     respond_json(req, 200, o);
     json_decref(o);
+}
+
+/* GET /state: the policy state of every route, version and endpoint of
+ * the table in force (breakers, slots, saturation, budgets, buckets). The
+ * figures are atomics read one by one: each is exact, together they are
+ * a snapshot within a few microseconds. */
+static json_t *state_rate(const struct sc_rate *r, uint64_t now_us, double burst)
+{
+    return json_pack("{s:f, s:f}", "available", sc_rate_available(r, now_us), "burst", burst);
+}
+
+static json_t *state_endpoint(const struct sc_route *r, const char *name,
+                              const struct sc_pol_ep *e, uint64_t now)
+{
+    json_t *o = json_pack("{s:s}", "endpoint", name);
+    if (!o || !e)
+        return o;
+    json_object_set_new(o, "inflight", json_integer(atomic_load(&e->inflight)));
+    if (e->has_breaker) {
+        enum sc_breaker_state st = sc_breaker_state(&e->br);
+        uint64_t until = atomic_load(&e->br.open_until_ms);
+        json_t *b = json_pack("{s:s, s:i, s:I, s:I, s:I}", "state", sc_breaker_state_name(st),
+                              "stateCode", (int)st, "consecutiveFailures",
+                              (json_int_t)atomic_load(&e->br.consecutive), "trips",
+                              (json_int_t)atomic_load(&e->br.trips), "transitions",
+                              (json_int_t)atomic_load(&e->br.transitions));
+        if (b && st == SC_BREAKER_OPEN)
+            json_object_set_new(b, "openForMs",
+                                json_integer(until > now ? (json_int_t)(until - now) : 0));
+        json_object_set_new(o, "breaker", b ? b : json_null());
+    } else {
+        json_object_set_new(o, "breaker", json_null());
+    }
+    if (r->admission) {
+        uint64_t at = atomic_load(&e->polled_ms);
+        json_t *a = json_pack("{s:b, s:I, s:f, s:I, s:I}", "saturated",
+                              sc_policy_saturated(e, r->admission, now), "waiting",
+                              (json_int_t)atomic_load(&e->waiting), "kvCacheUsage",
+                              atomic_load(&e->kv_ppm) / 1e6, "polls",
+                              (json_int_t)atomic_load(&e->polls), "pollErrors",
+                              (json_int_t)atomic_load(&e->poll_errors));
+        if (a)
+            json_object_set_new(a, "ageMs", at ? json_integer((json_int_t)(now - at)) : json_null());
+        json_object_set_new(o, "admission", a ? a : json_null());
+    }
+    return o;
+}
+
+static void get_state(struct mg_httpd_req *req)
+{
+    struct sc_config *cfg = sc_g.cfg;
+    const struct sc_policy *p = cfg->policy;
+    mg_loop_update_time(sc_g.main_loop);
+    uint64_t now = mg_loop_now(sc_g.main_loop);
+    uint64_t now_us = mg_now_ns() / 1000;
+    json_t *routes = json_array();
+    json_t *doc = json_pack("{s:I, s:o}", "generation", (json_int_t)cfg->generation, "routes",
+                            routes ? routes : json_array());
+    for (unsigned i = 0; doc && i < cfg->nroutes; i++) {
+        const struct sc_route *r = &cfg->routes[i];
+        const struct sc_policy_route *pr = p ? &p->routes[i] : NULL;
+        json_t *ro = json_pack("{s:s}", "model", r->model);
+        if (!ro)
+            break;
+        struct sc_pol_route *sr = pr ? pr->route : NULL;
+        if (sr && sr->has_budget)
+            json_object_set_new(ro, "retryBudget",
+                                json_pack("{s:i, s:i, s:I, s:I, s:I}", "budgetPercent",
+                                          (int)sr->budget.percent, "minRetries",
+                                          (int)sr->budget.min_retries, "requestsInFlight",
+                                          (json_int_t)atomic_load(&sr->budget.requests),
+                                          "retriesInFlight",
+                                          (json_int_t)atomic_load(&sr->budget.retries),
+                                          "refused", (json_int_t)atomic_load(&sr->budget.refused)));
+        if (sr && r->rate) {
+            json_t *rl = json_object();
+            if (rl && sr->has_rps)
+                json_object_set_new(rl, "requestsPerSecond", state_rate(&sr->rps, now_us, r->rate->burst));
+            if (rl && sr->has_tpm)
+                json_object_set_new(rl, "tokensPerMinute", state_rate(&sr->tpm, now_us, r->rate->tpm));
+            if (rl) {
+                json_object_set_new(rl, "perKeyRequests", json_boolean(sr->key_rps != NULL));
+                json_object_set_new(rl, "perKeyTokens", json_boolean(sr->key_tpm != NULL));
+                json_object_set_new(rl, "keyTable", json_integer(r->rate->key_table));
+            }
+            json_object_set_new(ro, "rateLimit", rl ? rl : json_null());
+        }
+        json_t *vs = json_array();
+        for (unsigned j = 0; vs && j < r->nversions; j++) {
+            const struct sc_version *v = &r->versions[j];
+            const struct sc_policy_version *pv = pr && pr->versions ? &pr->versions[j] : NULL;
+            json_t *vo = json_pack("{s:s, s:i}", "name", v->name, "weight", (int)v->weight);
+            if (!vo)
+                break;
+            if (pv) {
+                json_object_set_new(vo, "inflight", json_integer(atomic_load(&pv->ver->inflight)));
+                json_object_set_new(vo, "maxConcurrent", json_integer(pv->ver->max_concurrent));
+                json_object_set_new(vo, "breakersOpen",
+                                    json_integer(atomic_load(&pv->ver->group.open)));
+            }
+            json_t *es = json_array();
+            for (unsigned k = 0; es && k < v->nendpoints; k++)
+                json_array_append_new(es, state_endpoint(r, v->endpoints[k],
+                                                         pv ? pv->eps[k] : NULL, now));
+            json_object_set_new(vo, "endpoints", es ? es : json_array());
+            json_array_append_new(vs, vo);
+        }
+        json_object_set_new(ro, "versions", vs ? vs : json_array());
+        json_array_append_new(routes, ro);
+    }
+    if (!doc) {
+        respond_error(req, 500, "server_error", "out of memory");
+        return;
+    }
+    respond_json(req, 200, doc);
+    json_decref(doc);
 }
 
 /* Each line of a formatted error list as one JSON string. */
@@ -276,9 +393,15 @@ static void on_admin_request(struct mg_httpd_req *req, void *data)
             get_config(req);
         else
             allow = "GET, POST";
+    } else if (target_is(m, "/state")) {
+        if (get)
+            get_state(req);
+        else
+            allow = "GET";
     } else {
         respond_error(req, 404, "invalid_request_error",
-                      "not found: the admin port serves /metrics, /healthz, /readyz and /config");
+                      "not found: the admin port serves /metrics, /healthz, /readyz, /config "
+                      "and /state");
         return;
     }
     if (allow) {

@@ -22,6 +22,12 @@
 
 #define NEVER_MS UINT64_MAX
 
+/* The unit test defines this to run another thread's step at a race
+ * point (just before a CAS), so each race is replayed deterministically. */
+#ifndef SC_BREAKER_RACE_POINT
+#define SC_BREAKER_RACE_POINT(name) ((void)0)
+#endif
+
 static unsigned probes_wanted(const struct sc_breaker *b)
 {
     return b->p.half_open_requests ? b->p.half_open_requests : 1;
@@ -172,6 +178,7 @@ static void trip_closed(struct sc_breaker *b, uint64_t now_ms, sc_breaker_transi
         return;
     }
     int expect = SC_BREAKER_CLOSED;
+    SC_BREAKER_RACE_POINT("trip");
     if (!atomic_compare_exchange_strong_explicit(&b->state, &expect, SC_BREAKER_OPEN,
                                                  memory_order_acq_rel, memory_order_acquire)) {
         group_release(b->group);
@@ -234,6 +241,7 @@ int sc_breaker_allow(struct sc_breaker *b, uint64_t now_ms, sc_breaker_transitio
                 return 0;
             /* Disarming the timer is the claim on OPEN→HALF_OPEN: it
              * succeeds only on this episode's deadline. */
+            SC_BREAKER_RACE_POINT("half_open");
             if (!atomic_compare_exchange_strong_explicit(&b->open_until_ms, &until, NEVER_MS,
                                                          memory_order_acq_rel,
                                                          memory_order_acquire))
@@ -249,6 +257,7 @@ int sc_breaker_allow(struct sc_breaker *b, uint64_t now_ms, sc_breaker_transitio
         unsigned want = probes_wanted(b);
         unsigned out = atomic_load_explicit(&b->probes_out, memory_order_relaxed);
         while (out < want) {
+            SC_BREAKER_RACE_POINT("probe");
             if (atomic_compare_exchange_weak_explicit(&b->probes_out, &out, out + 1,
                                                       memory_order_acq_rel,
                                                       memory_order_relaxed))
@@ -261,6 +270,7 @@ int sc_breaker_allow(struct sc_breaker *b, uint64_t now_ms, sc_breaker_transitio
         uint64_t round = open_duration(b, atomic_load_explicit(&b->trips, memory_order_relaxed));
         if (now_ms < since || now_ms - since < round)
             return 0;
+        SC_BREAKER_RACE_POINT("round");
         if (!atomic_compare_exchange_strong_explicit(&b->half_open_since_ms, &since, now_ms,
                                                      memory_order_acq_rel,
                                                      memory_order_relaxed))
@@ -282,6 +292,7 @@ void sc_breaker_report(struct sc_breaker *b, int success, uint64_t now_ms,
     if (s == SC_BREAKER_HALF_OPEN) {
         if (!success) {
             int expect = SC_BREAKER_HALF_OPEN;
+            SC_BREAKER_RACE_POINT("reopen");
             if (atomic_compare_exchange_strong_explicit(&b->state, &expect, SC_BREAKER_OPEN,
                                                         memory_order_acq_rel,
                                                         memory_order_acquire))
@@ -301,10 +312,13 @@ void sc_breaker_report(struct sc_breaker *b, int success, uint64_t now_ms,
         if (ok + 1 < probes_wanted(b))
             return;
         int expect = SC_BREAKER_HALF_OPEN;
+        SC_BREAKER_RACE_POINT("close");
         if (!atomic_compare_exchange_strong_explicit(&b->state, &expect, SC_BREAKER_CLOSED,
                                                      memory_order_acq_rel, memory_order_acquire))
             return;
-        atomic_store_explicit(&b->trips, 0, memory_order_relaxed);
+        /* trips is left alone: the next CLOSED→OPEN sets it to 1 (that is
+         * the reset of the doubling), and a store of 0 here could land
+         * after a racing trip's 1 and cost the next re-open its doubling. */
         atomic_store_explicit(&b->consecutive, 0, memory_order_relaxed);
         group_release(b->group);
         notify(b, SC_BREAKER_HALF_OPEN, SC_BREAKER_CLOSED, cb, data);

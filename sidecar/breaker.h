@@ -53,7 +53,9 @@ struct sc_breaker {
     atomic_int state;
     atomic_uint consecutive;
     atomic_uint_fast64_t open_until_ms;   /* OPEN: when it may half-open */
-    atomic_uint trips;                    /* consecutive trips, for the doubling */
+    atomic_uint trips;                    /* consecutive trips, for the doubling
+                                           * (the last streak while CLOSED; a
+                                           * trip from CLOSED restarts it at 1) */
     atomic_uint probes_out;               /* HALF_OPEN: probes let through */
     atomic_uint probes_ok;
     atomic_uint_fast64_t half_open_since_ms; /* HALF_OPEN: when this round of probes began */

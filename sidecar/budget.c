@@ -6,6 +6,12 @@
 
 #include <stdint.h>
 
+/* The unit test defines this to run another thread's step just before the
+ * CAS, so the race is replayed deterministically. */
+#ifndef SC_BUDGET_RACE_POINT
+#define SC_BUDGET_RACE_POINT(name) ((void)0)
+#endif
+
 void sc_budget_init(struct sc_budget *b, unsigned percent, unsigned min_retries)
 {
     b->percent = percent;
@@ -54,6 +60,7 @@ int sc_budget_retry_start(struct sc_budget *b)
             atomic_fetch_add_explicit(&b->refused, 1, memory_order_relaxed);
             return 0;
         }
+        SC_BUDGET_RACE_POINT("retry");
         if (atomic_compare_exchange_weak_explicit(&b->retries, &cur, cur + 1,
                                                   memory_order_relaxed, memory_order_relaxed))
             return 1;

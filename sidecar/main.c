@@ -157,6 +157,8 @@ uint64_t sc_install(struct sc_config *cfg)
         sc_config_unref(old);
     }
     mg_gauge_set(sc_g.m.gen, (double)cfg->generation);
+    if (sc_g.main_loop && (prc = sc_admission_install(sc_g.main_loop, cfg)) < 0)
+        mg_log(MG_LOG_ERROR, "cannot start the admission poller", "error", MG_ERRNO(prc));
     mg_log(MG_LOG_INFO, "route table in force", "generation", MG_U(cfg->generation), "source",
            MG_S(cfg->source), "routes", MG_U(cfg->nroutes));
     return cfg->generation;
@@ -561,6 +563,8 @@ int main(int argc, char **argv)
         w->thread_started = 1;
     }
     watch_start(loop);
+    if ((rc = sc_admission_install(loop, cfg)) < 0)
+        mg_log(MG_LOG_ERROR, "cannot start the admission poller", "error", MG_ERRNO(rc));
     mg_log(MG_LOG_INFO, "modelgate-sidecar started", "listen", MG_S(bound), "admin_port",
            MG_I(sc_admin_port()), "workers", MG_U(sc_g.nworkers), "routes", MG_U(cfg->nroutes),
            "config", MG_S(config_path), "post_config", MG_B(sc_g.token_file != NULL));
@@ -575,6 +579,7 @@ out_threads:
         if (sc_g.workers[i].thread_started)
             pthread_join(sc_g.workers[i].thread, NULL);
 out_workers:
+    sc_admission_stop();
     sc_admin_stop();
     for (unsigned i = 0; sc_g.workers && i < sc_g.nworkers; i++)
         sc_worker_free(&sc_g.workers[i]);

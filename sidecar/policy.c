@@ -158,7 +158,14 @@ static struct sc_pol_ver *ver_get(const struct sc_route *r, const struct sc_vers
         free(key);
         return NULL;
     }
-    sc_breaker_group_init(&p->group, v->nendpoints, b ? b->max_ejection_percent : 100);
+    /* The ejection cap keeps a version from losing all its endpoints to
+     * breakers; a version of one endpoint would then never open its
+     * breaker at all (the usual sidecar: one local model server), so its
+     * breaker may always open and the fallback chain takes over. */
+    unsigned pct = b ? b->max_ejection_percent : 100;
+    if (v->nendpoints == 1)
+        pct = 100;
+    sc_breaker_group_init(&p->group, v->nendpoints, pct);
     p->max_concurrent = b ? b->max_concurrent : 0;
     reg_add(&p->hdr, key, ver_destroy);
     return p;

@@ -46,6 +46,7 @@ struct sc_pol_ep {
     struct sc_breaker br;
     struct mg_gauge *state_gauge;
     struct mg_counter *to[3];           /* transitions, by new state */
+    atomic_uint inflight;               /* tries in flight, all workers (GET /state) */
     /* Published by the admission poller (main thread). */
     atomic_uint_fast64_t polled_ms;     /* monotonic ms of the last good poll; 0 never */
     atomic_uint waiting;                /* vllm:num_requests_waiting */

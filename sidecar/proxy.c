@@ -272,6 +272,7 @@ struct sc_req {
     unsigned vi;
     unsigned ep;
     struct sc_pol_ep *brk;            /* the breaker of the current try */
+    struct sc_pol_ep *pep;            /* the shared endpoint of the current try */
     struct sc_pol_ver *slot;          /* the concurrency slot the current try holds */
     struct sc_req *pend_prev, *pend_next;
     struct mg_httpc_req up;
@@ -387,6 +388,10 @@ static void upstream_over(struct sc_req *r)
     r->phase = PH_IDLE;
     if (r->ver && r->ver->inflight[r->ep] > 0)
         r->ver->inflight[r->ep]--;
+    if (r->pep) {
+        atomic_fetch_sub_explicit(&r->pep->inflight, 1, memory_order_relaxed);
+        r->pep = NULL;
+    }
     mg_timer_stop(r->w->loop, &r->timer);
     slot_release(r);
     budget_give(r);
@@ -1423,6 +1428,10 @@ static void try_send(struct sc_req *r, unsigned ep)
     r->up_active = 1;
     r->phase = PH_UP;
     v->inflight[ep]++;
+    if (r->pol && r->pol->versions) {
+        r->pep = r->pol->versions[r->vi].eps[ep];
+        atomic_fetch_add_explicit(&r->pep->inflight, 1, memory_order_relaxed);
+    }
     uint64_t now = mg_loop_now(w->loop);
     r->ft_deadline = route->timeouts.first_token ? now + route->timeouts.first_token : 0;
     r->try_deadline = route->retries && route->retries->per_try_ms

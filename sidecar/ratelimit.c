@@ -33,6 +33,12 @@
 #define RATE_PROBES 16
 #define RATE_TABLE_MAX_SLOTS (UINT64_C(1) << 24)
 
+/* The unit test defines this to run another thread's step at a race
+ * point (just before a CAS), so each race is replayed deterministically. */
+#ifndef SC_RATE_RACE_POINT
+#define SC_RATE_RACE_POINT(name) ((void)0)
+#endif
+
 /* ns that `tokens` take to come back, rounded down, clamped. */
 static uint64_t tokens_ns(const struct sc_rate *r, double tokens)
 {
@@ -89,6 +95,7 @@ int sc_rate_take(struct sc_rate *r, double cost, uint64_t now_us, uint64_t *retr
         }
         /* relaxed is enough: the TAT is the only shared datum and a CAS
          * on one location is totally ordered; nothing else is published. */
+        SC_RATE_RACE_POINT("take");
         if (atomic_compare_exchange_weak_explicit(&r->tat_ns, &tat, next, memory_order_relaxed,
                                                   memory_order_relaxed))
             return 1;
@@ -123,6 +130,7 @@ void sc_rate_settle(struct sc_rate *r, double delta, uint64_t now_us)
         }
         if (next == tat)
             return;
+        SC_RATE_RACE_POINT("settle");
     } while (!atomic_compare_exchange_weak_explicit(&r->tat_ns, &tat, next, memory_order_relaxed,
                                                     memory_order_relaxed));
 }
@@ -185,7 +193,9 @@ struct sc_rate *sc_rate_table_get(struct sc_rate_table *t, uint64_t key_hash, ui
     uint64_t key = key_hash ? key_hash : 1;   /* 0 marks an unused slot */
     uint64_t now = us_to_ns(now_us);
     /* Two rounds: a takeover that loses its CAS looks again (the winner
-     * may have been this same key). */
+     * may have been this same key), passing over the slot just lost: its
+     * new key, idle until its first charge, is about to use it. */
+    struct sc_rate_slot *lost = NULL;
     for (int round = 0; round < 2; round++) {
         struct sc_rate_slot *idle = NULL;
         uint64_t idle_key = 0;
@@ -197,6 +207,7 @@ struct sc_rate *sc_rate_table_get(struct sc_rate_table *t, uint64_t key_hash, ui
             if (k == 0) {
                 /* Slots never become unused again, so the key is not
                  * further along: claim this one. */
+                SC_RATE_RACE_POINT("claim");
                 if (atomic_compare_exchange_strong_explicit(&s->key, &k, key,
                                                             memory_order_acq_rel,
                                                             memory_order_acquire))
@@ -204,7 +215,7 @@ struct sc_rate *sc_rate_table_get(struct sc_rate_table *t, uint64_t key_hash, ui
                 if (k == key)
                     return &s->rate;   /* a racing request of the same key */
             }
-            if (!idle && slot_idle(s, now)) {
+            if (!idle && s != lost && slot_idle(s, now)) {
                 idle = s;
                 idle_key = k;
             }
@@ -214,10 +225,12 @@ struct sc_rate *sc_rate_table_get(struct sc_rate_table *t, uint64_t key_hash, ui
         /* Take over the first idle slot. A request of the old key that
          * already holds this bucket may still charge it once: that is one
          * request counted against the new key, in a race, at most. */
+        SC_RATE_RACE_POINT("takeover");
         if (atomic_compare_exchange_strong_explicit(&idle->key, &idle_key, key,
                                                     memory_order_acq_rel,
                                                     memory_order_acquire))
             return &idle->rate;
+        lost = idle;
     }
     return NULL;
 }

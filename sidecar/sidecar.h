@@ -136,7 +136,6 @@ void sc_worker_free(struct sc_worker *w);
  * table in force), on the main loop. Main thread. */
 int sc_admission_install(struct mg_loop *loop, struct sc_config *cfg);
 void sc_admission_stop(void);
-/* The poller's figures of an endpoint, for GET /state. */
 
 /* admin.c ------------------------------------------------------------------ */
 

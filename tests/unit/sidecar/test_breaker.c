@@ -3,6 +3,21 @@
  * accounting, the group's ejection cap, and races between threads (one
  * callback per transition, counters that add up). Clocks are parameters:
  * no test sleeps. */
+#include <string.h>
+
+/* Replayed races: at the race point named race_at (just before a CAS),
+ * race_step runs once, as another thread would in that instant. */
+static const char *race_at;
+static void (*race_step)(void);
+static void race_point(const char *name)
+{
+    if (race_at && strcmp(name, race_at) == 0) {
+        race_at = NULL;
+        race_step();
+    }
+}
+#define SC_BREAKER_RACE_POINT(name) race_point(name)
+
 #include "sidecar/breaker.c"
 #include "tests/unit/test.h"
 
@@ -388,6 +403,163 @@ static void t_group_cap(void)
     CHECK_EQ_INT(sc_breaker_state(&b[1]), C);
 }
 
+/* Replayed races: the other thread's step runs at the racing CAS. */
+
+static struct sc_breaker rb;
+static struct sc_breaker_group rg;
+static struct tlog rl;
+static uint64_t rnow;
+
+static void other_fails(void) { sc_breaker_report(&rb, 0, rnow, tlog_cb, &rl); }
+static void other_succeeds(void) { sc_breaker_report(&rb, 1, rnow, tlog_cb, &rl); }
+static void other_allows(void) { CHECK_EQ_INT(sc_breaker_allow(&rb, rnow, tlog_cb, &rl), 1); }
+static void other_half_opens_and_fails(void)
+{
+    CHECK_EQ_INT(sc_breaker_allow(&rb, rnow, tlog_cb, &rl), 1);
+    sc_breaker_report(&rb, 0, rnow, tlog_cb, &rl);
+}
+
+static void replay_setup(unsigned group_size)
+{
+    struct sc_breaker_params p = params();   /* 3 failures, open 1000, 2 probes */
+    tlog_init(&rl);
+    sc_breaker_group_init(&rg, group_size, 100);
+    sc_breaker_init(&rb, &p, &rg);
+}
+
+static void t_replay_trip(void)
+{
+    /* Two threads see the third failure at once: one trip, one slot. */
+    replay_setup(4);
+    rnow = 10;
+    fail_n(&rb, 2, rnow, &rl);
+    race_at = "trip";
+    race_step = other_fails;
+    fail_n(&rb, 1, rnow, &rl);
+    CHECK(race_at == NULL);   /* the race point was reached */
+    CHECK_EQ_INT(sc_breaker_state(&rb), O);
+    CHECK_EQ_INT(atomic_load(&rl.n[C][O]), 1);
+    CHECK_EQ_INT(atomic_load(&rl.total), 1);
+    CHECK_EQ_INT(atomic_load(&rg.open), 1);   /* the loser gave its slot back */
+    CHECK_EQ_INT(atomic_load(&rb.open_until_ms), 1010);
+}
+
+static void t_replay_half_open(void)
+{
+    /* Two threads find the time up at once: one transition, and the
+     * loser takes the second probe slot. */
+    replay_setup(4);
+    fail_n(&rb, 3, 0, &rl);
+    rnow = 1000;
+    race_at = "half_open";
+    race_step = other_allows;
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1000, tlog_cb, &rl), 1);
+    CHECK(race_at == NULL);
+    CHECK_EQ_INT(atomic_load(&rl.n[O][H]), 1);
+    CHECK_EQ_INT(atomic_load(&rb.probes_out), 2);
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1000, tlog_cb, &rl), 0);
+
+    /* ABA: a thread read the first episode's deadline (1000); before its
+     * CAS another half-opens, fails its probe and re-opens (until 3000).
+     * The stale thread must not half-open the new episode at 1500. */
+    replay_setup(4);
+    fail_n(&rb, 3, 0, &rl);
+    rnow = 1000;
+    race_at = "half_open";
+    race_step = other_half_opens_and_fails;
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1500, tlog_cb, &rl), 0);
+    CHECK(race_at == NULL);
+    CHECK_EQ_INT(sc_breaker_state(&rb), O);
+    CHECK_EQ_INT(atomic_load(&rl.n[O][H]), 1);
+    CHECK_EQ_INT(atomic_load(&rl.n[H][O]), 1);
+    CHECK_EQ_INT(atomic_load(&rb.open_until_ms), 3000);
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 2999, tlog_cb, &rl), 0);
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 3000, tlog_cb, &rl), 1);
+}
+
+static void t_replay_probe(void)
+{
+    /* The last probe slot, wanted by two: one gets it. */
+    replay_setup(4);
+    fail_n(&rb, 3, 0, &rl);
+    rnow = 1000;
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1000, tlog_cb, &rl), 1);
+    race_at = "probe";
+    race_step = other_allows;
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1000, tlog_cb, &rl), 0);
+    CHECK(race_at == NULL);
+    CHECK_EQ_INT(atomic_load(&rb.probes_out), 2);
+}
+
+static void t_replay_close_vs_reopen(void)
+{
+    /* The last probe succeeds while another fails: whichever CAS lands
+     * first wins, and the other changes nothing. Here the failure lands
+     * first: OPEN, the group slot still held, no H->C. */
+    replay_setup(4);
+    fail_n(&rb, 3, 0, &rl);
+    rnow = 1000;
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1000, tlog_cb, &rl), 1);
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1000, tlog_cb, &rl), 1);
+    sc_breaker_report(&rb, 1, 1000, tlog_cb, &rl);
+    race_at = "close";
+    race_step = other_fails;
+    sc_breaker_report(&rb, 1, 1000, tlog_cb, &rl);
+    CHECK(race_at == NULL);
+    CHECK_EQ_INT(sc_breaker_state(&rb), O);
+    CHECK_EQ_INT(atomic_load(&rl.n[H][C]), 0);
+    CHECK_EQ_INT(atomic_load(&rl.n[H][O]), 1);
+    CHECK_EQ_INT(atomic_load(&rg.open), 1);
+    CHECK_EQ_INT(atomic_load(&rb.trips), 2);
+
+    /* The success lands first: CLOSED, the failure is a closed one. */
+    replay_setup(4);
+    fail_n(&rb, 3, 0, &rl);
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1000, tlog_cb, &rl), 1);
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1000, tlog_cb, &rl), 1);
+    sc_breaker_report(&rb, 1, 1000, tlog_cb, &rl);
+    race_at = "reopen";
+    race_step = other_succeeds;
+    sc_breaker_report(&rb, 0, 1000, tlog_cb, &rl);
+    CHECK(race_at == NULL);
+    CHECK_EQ_INT(sc_breaker_state(&rb), C);
+    CHECK_EQ_INT(atomic_load(&rl.n[H][C]), 1);
+    CHECK_EQ_INT(atomic_load(&rl.n[H][O]), 0);
+    CHECK_EQ_INT(atomic_load(&rg.open), 0);
+
+    /* Two probes fail at once: one re-open, one doubling. */
+    replay_setup(4);
+    fail_n(&rb, 3, 0, &rl);
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1000, tlog_cb, &rl), 1);
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1000, tlog_cb, &rl), 1);
+    race_at = "reopen";
+    race_step = other_fails;
+    sc_breaker_report(&rb, 0, 1000, tlog_cb, &rl);
+    CHECK(race_at == NULL);
+    CHECK_EQ_INT(atomic_load(&rl.n[H][O]), 1);
+    CHECK_EQ_INT(atomic_load(&rb.trips), 2);
+    CHECK_EQ_INT(atomic_load(&rb.open_until_ms), 3000);
+}
+
+static void t_replay_round(void)
+{
+    /* Two threads find a round of probes timed out at once: one new
+     * round; both get a slot of it. */
+    replay_setup(4);
+    fail_n(&rb, 3, 0, &rl);
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1000, tlog_cb, &rl), 1);
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 1000, tlog_cb, &rl), 1);
+    rnow = 2000;
+    race_at = "round";
+    race_step = other_allows;
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 2000, tlog_cb, &rl), 1);
+    CHECK(race_at == NULL);
+    CHECK_EQ_INT(atomic_load(&rb.probes_out), 2);
+    CHECK_EQ_INT(atomic_load(&rb.half_open_since_ms), 2000);
+    CHECK_EQ_INT(sc_breaker_allow(&rb, 2000, tlog_cb, &rl), 0);
+    CHECK_EQ_INT(atomic_load(&rl.total), 2);   /* C->O, O->H: a round is no transition */
+}
+
 /* Races. */
 
 static unsigned xorshift(unsigned *s)
@@ -408,6 +580,7 @@ struct race {
     struct tlog *l;
     atomic_uint_fast64_t *clock;   /* NULL: fixed at 0 */
     atomic_uint *go;
+    void *ctx;                     /* the round-based test's shared state */
     unsigned seed;
     int ticker;   /* this thread moves the clock on */
     uint64_t allowed, reported;
@@ -432,7 +605,7 @@ struct rounds {
 static void *race_rounds(void *arg)
 {
     struct race *r = arg;
-    struct rounds *s = (struct rounds *)(void *)r->l;
+    struct rounds *s = r->ctx;
     for (unsigned k = 0; k < ROUNDS; k++) {
         if (r->ticker) {
             sc_breaker_group_init(&s->g, 4, 100);   /* the cap must not serialize */
@@ -474,7 +647,7 @@ static void t_race_one_trip(void)
     pthread_t th[THREADS];
     struct race r[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        r[i] = (struct race){.l = (struct tlog *)(void *)&s, .ticker = i == 0};
+        r[i] = (struct race){.ctx = &s, .ticker = i == 0};
         REQUIRE(pthread_create(&th[i], NULL, race_rounds, &r[i]) == 0);
     }
     for (int i = 0; i < THREADS; i++)
@@ -627,6 +800,11 @@ int main(void)
     RUN(t_window_forgets);
     RUN(t_half_open_probes);
     RUN(t_group_cap);
+    RUN(t_replay_trip);
+    RUN(t_replay_half_open);
+    RUN(t_replay_probe);
+    RUN(t_replay_close_vs_reopen);
+    RUN(t_replay_round);
     RUN(t_race_one_trip);
     RUN(t_race_cycles);
     RUN(t_race_churn);

@@ -1,6 +1,21 @@
 /* Unit tests for sidecar/budget.c: the floor, the percentage, refusals,
  * unpaired ends, the amplification bound under a simulated storm, and
  * racing threads never passing the cap. */
+#include <string.h>
+
+/* Replayed races: at the race point named race_at (just before a CAS),
+ * race_step runs once, as another thread would in that instant. */
+static const char *race_at;
+static void (*race_step)(void);
+static void race_point(const char *name)
+{
+    if (race_at && strcmp(name, race_at) == 0) {
+        race_at = NULL;
+        race_step();
+    }
+}
+#define SC_BUDGET_RACE_POINT(name) race_point(name)
+
 #include "sidecar/budget.c"
 #include "tests/unit/test.h"
 
@@ -178,6 +193,26 @@ static void t_storm_continuous(void)
     CHECK(atomic_load(&b.refused) > 0);
 }
 
+static struct sc_budget rb;
+static int rgranted;
+static void other_retries(void) { rgranted += sc_budget_retry_start(&rb); }
+
+static void t_replay_last_retry(void)
+{
+    /* Two requests want the last retry slot at once: one gets it. */
+    sc_budget_init(&rb, 50, 0);
+    for (int i = 0; i < 3; i++)
+        sc_budget_request_start(&rb);   /* room for 1 retrying (1 for 2) */
+    rgranted = 0;
+    race_at = "retry";
+    race_step = other_retries;
+    CHECK_EQ_INT(sc_budget_retry_start(&rb), 0);
+    CHECK(race_at == NULL);
+    CHECK_EQ_INT(rgranted, 1);
+    CHECK_EQ_INT(atomic_load(&rb.retries), 1);
+    CHECK_EQ_INT(atomic_load(&rb.refused), 1);
+}
+
 #define THREADS 4
 #define TRIES 100000
 
@@ -242,6 +277,7 @@ int main(void)
     RUN(t_unpaired_end);
     RUN(t_storm_wave);
     RUN(t_storm_continuous);
+    RUN(t_replay_last_retry);
     RUN(t_race_cap);
     return test_done();
 }

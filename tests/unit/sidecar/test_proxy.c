@@ -6,7 +6,9 @@
 #include "sidecar/route.c"
 #include "sidecar/proxy.c"
 #include "sidecar/policy.c"
-#include "sidecar/policy_stubs.c"
+#include "sidecar/breaker.c"
+#include "sidecar/budget.c"
+#include "sidecar/ratelimit.c"
 #include "sidecar/reqscan.c"
 #include "sidecar/sse.c"
 

@@ -3,6 +3,21 @@
  * both ways, threads racing for the last tokens, the tokens-per-minute
  * reservation property, the bounded per-key table, and the keyed hash.
  * Clocks are parameters: no test sleeps. */
+#include <string.h>
+
+/* Replayed races: at the race point named race_at (just before a CAS),
+ * race_step runs once, as another thread would in that instant. */
+static const char *race_at;
+static void (*race_step)(void);
+static void race_point(const char *name)
+{
+    if (race_at && strcmp(name, race_at) == 0) {
+        race_at = NULL;
+        race_step();
+    }
+}
+#define SC_RATE_RACE_POINT(name) race_point(name)
+
 #include "sidecar/ratelimit.c"
 #include "tests/unit/test.h"
 
@@ -144,6 +159,98 @@ static void t_settle(void)
     CHECK(fabs(sc_rate_available(&r, t) - 6000) < 1e-9);
 }
 
+/* Replayed races. */
+
+static struct sc_rate rr;
+static struct sc_rate_table *rt;
+static uint64_t rnow, rkey;
+static struct sc_rate *rgot;
+static int rgranted;
+
+static void other_takes(void) { rgranted += sc_rate_take(&rr, 1, rnow, NULL); }
+static void other_settles(void) { sc_rate_settle(&rr, -1, rnow); }
+static void other_gets(void) { rgot = sc_rate_table_get(rt, rkey, rnow); }
+
+static void t_replay_take(void)
+{
+    /* Two threads want the last token: one gets it. */
+    sc_rate_init(&rr, 1, 2);
+    rnow = 1000 * US_PER_S;
+    CHECK_EQ_INT(sc_rate_take(&rr, 1, rnow, NULL), 1);
+    rgranted = 0;
+    race_at = "take";
+    race_step = other_takes;
+    uint64_t ra = 0;
+    CHECK_EQ_INT(sc_rate_take(&rr, 1, rnow, &ra), 0);
+    CHECK(race_at == NULL);
+    CHECK_EQ_INT(rgranted, 1);
+    CHECK_EQ_INT(ra, 1000);
+    /* A settle racing a take: both apply. */
+    sc_rate_init(&rr, 1, 5);
+    race_at = "take";
+    race_step = other_settles;
+    CHECK_EQ_INT(sc_rate_take(&rr, 2, rnow, NULL), 1);
+    CHECK(race_at == NULL);
+    CHECK(fabs(sc_rate_available(&rr, rnow) - 2) < 1e-9);
+    race_at = "settle";
+    race_step = other_takes;
+    rgranted = 0;
+    sc_rate_settle(&rr, 1.5, rnow);
+    CHECK(race_at == NULL);
+    CHECK_EQ_INT(rgranted, 1);
+    CHECK(fabs(sc_rate_available(&rr, rnow) - 2.5) < 1e-9);
+}
+
+static void t_replay_table(void)
+{
+    REQUIRE(sc_rate_table_new(16, 1, 1, &rt) == 0);
+    rnow = 1000 * US_PER_S;
+    /* The same new key claimed by two at once: one slot, one bucket. */
+    rkey = 5;
+    race_at = "claim";
+    race_step = other_gets;
+    struct sc_rate *mine = sc_rate_table_get(rt, 5, rnow);
+    CHECK(race_at == NULL);
+    CHECK(mine != NULL && mine == rgot);
+    /* Two new keys want the same unused slot: each gets its own. */
+    rkey = 6 + 16;   /* starts at slot 6 too */
+    race_at = "claim";
+    mine = sc_rate_table_get(rt, 6, rnow);
+    CHECK(race_at == NULL);
+    CHECK(mine != NULL && rgot != NULL && mine != rgot);
+    CHECK(sc_rate_table_get(rt, 6, rnow) == mine);
+    CHECK(sc_rate_table_get(rt, 22, rnow) == rgot);
+    sc_rate_table_free(rt);
+
+    /* A full table, an idle slot, two takers of the same new key: one
+     * takeover, both end on the same bucket. */
+    REQUIRE(sc_rate_table_new(4, 1, 1, &rt) == 0);
+    for (uint64_t k = 100; k < 104; k++)
+        CHECK_EQ_INT(sc_rate_take(sc_rate_table_get(rt, k, rnow), 1, rnow, NULL), 1);
+    rnow += US_PER_S;   /* all idle again */
+    rkey = 200;
+    race_at = "takeover";
+    race_step = other_gets;
+    mine = sc_rate_table_get(rt, 200, rnow);
+    CHECK(race_at == NULL);
+    CHECK(mine != NULL && mine == rgot);
+    unsigned holders = 0;
+    for (unsigned i = 0; i < 4; i++)
+        holders += atomic_load(&rt->slot[i].key) == 200;
+    CHECK_EQ_INT(holders, 1);
+    /* Two different new keys want the same idle slot: the loser takes
+     * another one rather than the winner's. */
+    rnow += US_PER_S;
+    rkey = 304;   /* starts at the same slot as 300 */
+    race_at = "takeover";
+    mine = sc_rate_table_get(rt, 300, rnow);
+    CHECK(race_at == NULL);
+    CHECK(mine != NULL && rgot != NULL && mine != rgot);
+    CHECK(sc_rate_table_get(rt, 300, rnow) == mine);
+    CHECK(sc_rate_table_get(rt, 304, rnow) == rgot);
+    sc_rate_table_free(rt);
+}
+
 /* Threads. */
 
 #define THREADS 4
@@ -153,6 +260,7 @@ struct race {
     struct sc_rate *r;
     atomic_uint_fast64_t *clock;
     atomic_uint *go;
+    struct sc_rate_table *table;   /* the table race */
     int ticker;
     unsigned seed;
     double reserve;          /* TPM race: tokens reserved per request */
@@ -174,15 +282,17 @@ static void *race_take(void *arg)
     return NULL;
 }
 
-static uint64_t run_race(struct sc_rate *rate, atomic_uint_fast64_t *clock, int tick,
-                         void *(*fn)(void *), struct race *r, double reserve)
+static uint64_t run_race(struct sc_rate *rate, struct sc_rate_table *table,
+                         atomic_uint_fast64_t *clock, int tick, void *(*fn)(void *),
+                         struct race *r)
 {
     atomic_uint go;
     atomic_init(&go, 0);
     pthread_t th[THREADS];
     for (int i = 0; i < THREADS; i++) {
-        r[i] = (struct race){.r = rate, .clock = clock, .go = &go, .ticker = tick && i == 0,
-                             .seed = 2654435761u * (unsigned)(i + 1), .reserve = reserve};
+        r[i] = (struct race){.r = rate, .table = table, .clock = clock, .go = &go,
+                             .ticker = tick && i == 0,
+                             .seed = 2654435761u * (unsigned)(i + 1)};
         if (pthread_create(&th[i], NULL, fn, &r[i]) != 0)
             return UINT64_MAX;
     }
@@ -203,13 +313,13 @@ static void t_race_last_tokens(void)
     /* A frozen clock: exactly the burst, among 400,000 tries. */
     atomic_init(&clock, 1000 * US_PER_S);
     sc_rate_init(&rate, 1000, 100);
-    uint64_t g = run_race(&rate, &clock, 0, race_take, r, 0);
+    uint64_t g = run_race(&rate, NULL, &clock, 0, race_take, r);
     CHECK_EQ_INT(g, 100);
     /* A moving clock: never more than burst + rate × elapsed. */
     sc_rate_init(&rate, 1000, 100);
     uint64_t t0 = 1000 * US_PER_S;
     atomic_init(&clock, t0);
-    g = run_race(&rate, &clock, 1, race_take, r, 0);
+    g = run_race(&rate, NULL, &clock, 1, race_take, r);
     uint64_t elapsed_us = atomic_load(&clock) - t0;
     double bound = 100 + 1000.0 * (double)elapsed_us / 1e6;
     printf("# granted %" PRIu64 " over %" PRIu64 " µs, bound %.1f\n", g, elapsed_us, bound);
@@ -387,7 +497,7 @@ static void t_table_bounded(void)
 static void *race_table(void *arg)
 {
     struct race *r = arg;
-    struct sc_rate_table *t = (struct sc_rate_table *)(void *)r->r;
+    struct sc_rate_table *t = r->table;
     while (!atomic_load(r->go))
         ;
     for (unsigned i = 0; i < TRIES; i++) {
@@ -408,7 +518,7 @@ static void t_table_race(void)
     atomic_uint_fast64_t clock;
     atomic_init(&clock, 1000 * US_PER_S);
     struct race r[THREADS];
-    uint64_t g = run_race((struct sc_rate *)(void *)t, &clock, 0, race_table, r, 0);
+    uint64_t g = run_race(NULL, t, &clock, 0, race_table, r);
     CHECK_EQ_INT(g, 8 * 5);
     unsigned used = 0;
     for (unsigned i = 0; i < 16; i++)
@@ -457,6 +567,8 @@ int main(void)
     RUN(t_retry_after);
     RUN(t_cost_above_burst);
     RUN(t_settle);
+    RUN(t_replay_take);
+    RUN(t_replay_table);
     RUN(t_race_last_tokens);
     RUN(t_tpm_two_clients);
     RUN(t_table_basics);
