@@ -65,6 +65,5 @@ ile() { [ "$1" -le "$2" ] 2>/dev/null; }
 # ep_state ENDPOINT: the breaker state GET /state shows for ENDPOINT
 # ("closed", "open", "half_open"), "none" when it shows none.
 ep_state() {
-    sc_state | jq -r --arg e "$1" '[.. | objects | select(has("state") and ([.[] | select(type == "string")] | index($e) != null))
-        | .state | if type == "object" then .state else . end] | first // "none"' 2>/dev/null || echo "none"
+    sc_state | jq -r --arg e "$1" '[.. | objects | select(.endpoint? == $e) | .breaker.state? // empty] | first // "none"' 2>/dev/null || echo "none"
 }
