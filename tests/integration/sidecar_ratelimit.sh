@@ -13,7 +13,7 @@
 start_sim fast --model rps --model keyed --version v1 --tokens 4 || bail "modelsim fast did not start"
 FAST=$sim_port
 # Slow whole replies of exactly 100 tokens (max_tokens 100).
-start_sim tpm --model tpm --version v1 --tokens 100 --ttft-ms 150 || bail "modelsim tpm did not start"
+start_sim tpm --model tpm --model tpm2 --version v1 --tokens 100 --ttft-ms 150 || bail "modelsim tpm did not start"
 TPM=$sim_port
 start_sim slow --model busy --version v1 --tokens 4 --ttft-ms 100 || bail "modelsim slow did not start"
 SLOW=$sim_port
@@ -36,6 +36,10 @@ routes:
     versions:
       - { name: v1, weight: 1, endpoints: [127.0.0.1:$TPM] }
     rateLimit: { tokensPerMinute: 3000 }
+  - model: tpm2
+    versions:
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:$TPM] }
+    rateLimit: { tokensPerMinute: 3000, defaultMaxTokens: 1000 }
   - model: busy
     versions:
       - { name: v1, weight: 1, endpoints: [127.0.0.1:$SLOW] }
@@ -123,6 +127,14 @@ used=$(mval "$TPM" vllm:generation_tokens_total)
 check_eq "modelsim generated exactly the tokens granted" "${used:-0}" "$granted"
 code=$(sc_req "$MG_TMP/tpm" "$(chat tpm over '"max_tokens":5000')")
 check_eq "a request reserving more than the whole limit: 429 (never grantable)" "$code|$(oai_error "$MG_TMP/tpm.b")" "429|ok"
+
+# Reservation and settlement: without max_tokens a request reserves
+# defaultMaxTokens (1000) and, when its 100-token reply ends, gets 900 back.
+body=$(chat tpm2 settle)
+res=$(load --conns 6 --requests 6 --path /v1/chat/completions --body "$body")
+check_eq "defaultMaxTokens 1000 of 3000 per minute: 3 of 6 concurrent requests granted" "$(j "$res" '[.ok, .status["429"] // 0] | join("|")')" "3|3"
+res=$(load --conns 6 --requests 6 --path /v1/chat/completions --body "$body")
+check_eq "...after they ended with 100 tokens each, 3 x 900 came back: 2 of 6 granted (2700+ available)" "$(j "$res" '[.ok, .status["429"] // 0] | join("|")')" "2|4"
 
 # --- 10x overload: maxConcurrent 4, maxPending 2 ------------------------------------
 
