@@ -25,7 +25,7 @@ routes:
   - model: m
     versions:
       - { name: v1, weight: 1, endpoints: [127.0.0.1:$A, 127.0.0.1:$B] }
-    admission: { interval: 50ms, staleAfter: 500ms, maxWaiting: 1, priorityHeader: x-priority, sheddable: [low, batch] }
+    admission: { interval: 50ms, staleAfter: 500ms, maxWaiting: 1, maxKvCacheUsage: 0.5, priorityHeader: x-priority, sheddable: [low, batch] }
 EOF
 }
 write_config
@@ -74,6 +74,21 @@ check_eq "b's metrics stale (stopped): 10 new requests all go to a" "$(j "$res" 
 sleep 0.3
 res=$(load --conns 4 --requests 40 --path /v1/chat/completions --body "$(chat m back '"max_tokens":1')" --version-header x-modelsim-version)
 check "b resumed: it gets traffic again (b: $(j "$res" '.versions.b // 0') of 40)" eval '[ "$(j "$res" ".versions.b // 0")" -ge 5 ]'
+
+# KV cache: a holds one long prompt (about 150 tokens of a 200-token
+# cache: vllm:kv_cache_usage_perc 0.75 > maxKvCacheUsage 0.5), nothing waiting.
+sim_set "$A" '{"kv_cache_tokens":200,"ttft_ms":2000}' || bail "modelsim a: kv_cache_tokens"
+long=$(printf 'a long prompt that fills the cache %.0s' $(seq 16))
+curl -s -o /dev/null --max-time 20 "http://127.0.0.1:$A/v1/chat/completions" -d "$(chat m "$long" '"max_tokens":1')" &
+qpids+=($!)
+kv() { v=$(mval "$A" vllm:kv_cache_usage_perc); echo "${v:-0}"; }
+wait_for $((3 * slow)) eval 'fge "$(kv)" 0.6'
+check "a reports its KV cache over half full ($(kv)) with nothing waiting ($(waiting "$A"))" eval 'fge "$(kv)" 0.6 && [ "$(waiting "$A")" = 0 ]'
+sleep 0.2
+res=$(seq_load 20)
+check_eq "a's KV cache over maxKvCacheUsage (nothing waiting): 20 new requests all go to b" "$(j "$res" '[.ok, (.versions.b // 0)] | join("|")')" "20|20"
+wait "${qpids[@]}"; qpids=()
+sim_set "$A" '{"kv_cache_tokens":65536}' || bail "modelsim a: kv_cache_tokens back"
 
 # --- shedding when every endpoint is saturated -------------------------------------
 
