@@ -22,6 +22,11 @@ CL=$ctr_port
 # Another model, the target of a {model: ...} fallback.
 start_sim other --model m2 --version m2v1 --tokens 8 || bail "modelsim other did not start"
 OTHER=$sim_port
+# A backend that takes 3 s to its first token, and a quick sibling.
+start_sim slowsim --model slow --version s1 --ttft-ms 3000 --tokens 4 || bail "modelsim slowsim did not start"
+SLOWSIM=$sim_port
+start_sim quick --model slow --version s2 --tokens 4 || bail "modelsim quick did not start"
+QUICK=$sim_port
 # Broken streams: 10 tokens 20 ms apart, failing after the 4th.
 for mode in cut stall malformed; do
     start_sim "$mode" --model "$mode" --version v1 --tokens 10 --itl-ms 20 --fail-mode "$mode" --fail-after 4 || bail "modelsim $mode did not start"
@@ -42,6 +47,12 @@ routes:
   - model: m2
     versions:
       - { name: m2v1, weight: 1, endpoints: [127.0.0.1:$OTHER] }
+  - model: slow
+    versions:
+      - { name: s1, weight: 1, endpoints: [127.0.0.1:$SLOWSIM] }
+      - { name: s2, weight: 0, endpoints: [127.0.0.1:$QUICK] }
+    timeouts: { firstToken: 300ms }
+    fallback: [ { version: s2 } ]
 EOF
     for mode in cut stall malformed; do
         local c=P_$mode
@@ -103,6 +114,18 @@ check_eq "every backend failing: the static reply (503, OpenAI body with its mes
 f0=$(scm modelgate_fallbacks_total)
 check "modelgate_fallbacks_total counted the hops ($f0)" eval '[ "$f0" -ge 4 ]'
 for p in "$SH1" "$SH2" "$OTHER" "$LONG"; do sim_set "$p" '{"error_rate":0}' || bail "modelsim $p: heal"; done
+
+# --- the first-token timeout ----------------------------------------------------------
+
+for kind in whole stream; do
+    extra=; [ "$kind" = stream ] && extra='"stream":true'
+    t0=$EPOCHREALTIME
+    code=$(curl -sN --max-time $((10 * slow)) -D "$MG_TMP/ft.h" -o "$MG_TMP/ft.b" -w '%{http_code}' "$URL" -H 'Content-Type: application/json' -d "$(chat slow "first token $kind" "$extra")")
+    el=$(since "$t0")
+    check_eq "$kind: the first-token timeout (300 ms, backend at 3 s) falls back to s2: 200 from s2" "$code|$(hdr "$MG_TMP/ft.h" x-modelgate-version)|$(hdr "$MG_TMP/ft.h" x-modelsim-version)" "200|s2|s2"
+    check "...in about 300 ms, not 3 s (${el}s)" fbetween "$el" 0.29 $((1 * slow)).0
+done
+check_eq "...the stream's reply is complete" "$(grep '^data: ' "$MG_TMP/ft.b" | tail -n 1)" "data: [DONE]"
 
 # --- streams broken mid-way -----------------------------------------------------------
 
