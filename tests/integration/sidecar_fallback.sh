@@ -77,13 +77,17 @@ a0=$(attempts "$CL")
 direct=$(curl -s --max-time 5 -o "$MG_TMP/d.b" -w '%{http_code}' "http://127.0.0.1:$SH1/v1/chat/completions" -d "$(chat m "$long_prompt")")
 check "the long prompt is a context-length error on v1 itself (400: $(jq -r .error.message "$MG_TMP/d.b" 2>/dev/null | cut -c1-60))" \
     eval '[ "$direct" = 400 ] && grep -q "maximum context length" "$MG_TMP/d.b"'
-code=$(sc_req "$MG_TMP/ctx" "$(chat m "$long_prompt")")
+code=$(sc_req "$MG_TMP/ctx" "$(chat m "$long_prompt")" -H 'X-Request-Id: ctx-fallback-1')
 check_eq "a context-length error falls to the longContext fallback and succeeds (status, version, backend)" \
     "$code|$(hdr "$MG_TMP/ctx.h" x-modelgate-version)|$(hdr "$MG_TMP/ctx.h" x-modelsim-version)" "200|v3|v3"
 check "...past v2 and m2, which are not marked longContext (x-modelgate-fallback: '$(hdr "$MG_TMP/ctx.h" x-modelgate-fallback)')" \
     eval '[ -n "$(hdr "$MG_TMP/ctx.h" x-modelgate-fallback)" ] && ! hdr "$MG_TMP/ctx.h" x-modelgate-fallback | grep -q "v2\|m2"'
 check_eq "...the long-context backend was tried once" "$(( $(attempts "$CL") - a0 ))" 1
 check_eq "...and answered with a real completion" "$(jq -r '.choices[0].message.content | length > 0' "$MG_TMP/ctx.b" 2>/dev/null)" true
+wait_for $((2 * slow)) eval 'grep -q "\"ctx-fallback-1\"" "$MG_TMP/sc.log"'
+line=$(grep -F '"ctx-fallback-1"' "$MG_TMP/sc.log" | grep -F '"access"' | head -n 1)
+check_eq "...the access log names the serving version and the hops (as the header does)" \
+    "$(jq -r '[.version, .status, .fallback] | map(tostring) | join("|")' <<<"$line" 2>/dev/null)" "v3|200|$(hdr "$MG_TMP/ctx.h" x-modelgate-fallback)"
 code=$(curl -sN --max-time $((10 * slow)) -D "$MG_TMP/ctxs.h" -o "$MG_TMP/ctxs.b" -w '%{http_code}' "$URL" -H 'Content-Type: application/json' -d "$(chat m "$long_prompt" '"stream":true')")
 check_eq "a streamed request with a context-length error falls back too, and streams to [DONE]" \
     "$code|$(hdr "$MG_TMP/ctxs.h" x-modelgate-version)|$(grep '^data: ' "$MG_TMP/ctxs.b" | tail -n 1)" "200|v3|data: [DONE]"
