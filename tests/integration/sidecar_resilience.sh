@@ -14,12 +14,14 @@ S1=$sim_port
 start_sim s2 --model m --version v2 --seed 2 || bail "modelsim s2 did not start"
 S2=$sim_port
 # The storm: every answer a 429, behind two counting proxies (two endpoints).
-start_sim storm --model storm --version v1 --error-rate 1 --error-status 429 || bail "modelsim storm did not start"
+start_sim storm --model storm --model storm2 --version v1 --error-rate 1 --error-status 429 || bail "modelsim storm did not start"
 STORM=$sim_port
 start_counter c1 "$STORM" || bail "counter c1 did not start"
 C1=$ctr_port
 start_counter c2 "$STORM" || bail "counter c2 did not start"
 C2=$ctr_port
+start_counter c3 "$STORM" || bail "counter c3 did not start"
+C3=$ctr_port
 start_flaky fl || bail "the flaky upstream (node) did not start"
 FL=$flaky_port
 start_sim cutsim --model cut --version v1 --tokens 5 --fail-mode cut --fail-after 0 --fail-rate 1 || bail "modelsim cutsim did not start"
@@ -41,6 +43,12 @@ routes:
     versions:
       - { name: v1, weight: 1, endpoints: [127.0.0.1:$C1, 127.0.0.1:$C2] }
     retries: { attempts: 3, on: [429, 503], budgetPercent: 20, minRetries: 3, backoff: { base: 1ms, max: 5ms } }
+  - model: storm2
+    versions:
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:$C1, 127.0.0.1:$C2] }
+      - { name: v2, weight: 0, endpoints: [127.0.0.1:$C3] }
+    retries: { attempts: 3, on: [429, 503], budgetPercent: 20, minRetries: 3, backoff: { base: 1ms, max: 5ms } }
+    fallback: [ { version: v2 } ]
   - model: flaky
     versions:
       - { name: v1, weight: 1, endpoints: [127.0.0.1:$FL] }
@@ -98,6 +106,15 @@ check_eq "429 storm: every client request answered (the backend's 429 passed on)
 check "429 storm: upstream attempts $att <= (1 + 20%) x $N + 3 (the floor) = $bound" eval '[ "$att" -ge "$N" ] && [ "$att" -le "$bound" ]'
 check_eq "...modelgate_retries_total counts every attempt after the first" "$retries" $((att - N))
 check "...and the budget refused retries ($refused counted in modelgate_retry_budget_refused_total)" eval '[ "$refused" -ge 1 ]'
+
+# The same storm on a route with a fallback version (that 429s too): the
+# fallback hops are upstream attempts as well, and must not double the load.
+a0=$(( $(attempts "$C1") + $(attempts "$C2") + $(attempts "$C3") ))
+res=$(load --conns 16 --requests $N --path /v1/chat/completions --body "$(chat storm2 'retry me')")
+att=$(( $(attempts "$C1") + $(attempts "$C2") + $(attempts "$C3") - a0 ))
+echo "# 429 storm with a fallback version: $N client requests, $att upstream attempts ($(( $(attempts "$C3") )) to the fallback, total): $res"
+check_eq "429 storm, with a fallback: every client request answered with a 429" "$(j "$res" '[.done, .status["429"] // 0] | join("|")')" "$N|$N"
+check "429 storm, with a fallback: upstream attempts $att (retries and fallback hops) <= $bound" eval '[ "$att" -ge "$N" ] && [ "$att" -le "$bound" ]'
 
 # --- retries: resets and statuses before any byte, the body replayed --------------
 
