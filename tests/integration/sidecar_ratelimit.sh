@@ -15,7 +15,7 @@ FAST=$sim_port
 # Slow whole replies of exactly 100 tokens (max_tokens 100).
 start_sim tpm --model tpm --model tpm2 --version v1 --tokens 100 --ttft-ms 150 || bail "modelsim tpm did not start"
 TPM=$sim_port
-start_sim slow --model busy --version v1 --tokens 4 --ttft-ms 100 || bail "modelsim slow did not start"
+start_sim slow --model busy --model busy429 --version v1 --tokens 4 --ttft-ms 100 || bail "modelsim slow did not start"
 SLOW=$sim_port
 sc_ports
 write_config() {
@@ -44,6 +44,10 @@ routes:
     versions:
       - { name: v1, weight: 1, endpoints: [127.0.0.1:$SLOW] }
     circuitBreaker: { maxConcurrent: 4, maxPending: 2, pendingTimeout: 50ms }
+  - model: busy429
+    versions:
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:$SLOW] }
+    circuitBreaker: { maxConcurrent: 1, maxPending: 0, overloadStatus: 429 }
 EOF
 }
 write_config
@@ -171,6 +175,12 @@ fi
 check "...refusals counted in modelgate_shed_total or modelgate_rate_limited_total" eval '[ $(( $(scm modelgate_shed_total) - sh0 + $(scm modelgate_rate_limited_total) - rl0 )) -ge "$ref" ]'
 res=$(load --conns 4 --requests 40 --path /v1/chat/completions --body "$BB")
 check_eq "after the overload: 40 of 40 served again" "$(j "$res" .ok)" 40
+
+# overloadStatus 429, no waiting room: 4 at once, 1 served, 3 refused at once.
+res=$(load --conns 4 --requests 4 --path /v1/chat/completions --body "$(chat busy429 load)" --count-header retry-after)
+check_eq "maxConcurrent 1, maxPending 0, overloadStatus 429: 4 at once: 1 served, 3 refused with 429 and Retry-After" \
+    "$(j "$res" '[.ok, .status["429"] // 0, .headers["retry-after"]["-"] // 0] | join("|")')" "1|3|1"
+check "...the refusals did not wait for the served one (p99 $(j "$res" .err_p99_ms) ms < 50)" flt "$(j "$res" .err_p99_ms)" $((50 * slow))
 
 check "the sidecar is still running" sc_alive sc
 sc_clean_exit sc
