@@ -13,7 +13,7 @@
 start_sim fast --model rps --model keyed --version v1 --tokens 4 || bail "modelsim fast did not start"
 FAST=$sim_port
 # Slow whole replies of exactly 100 tokens (max_tokens 100).
-start_sim tpm --model tpm --model tpm2 --version v1 --tokens 100 --ttft-ms 150 || bail "modelsim tpm did not start"
+start_sim tpm --model tpm --model tpm2 --model tpmkey --version v1 --tokens 100 --ttft-ms 150 || bail "modelsim tpm did not start"
 TPM=$sim_port
 start_sim slow --model busy --model busy429 --version v1 --tokens 4 --ttft-ms 100 || bail "modelsim slow did not start"
 SLOW=$sim_port
@@ -40,6 +40,10 @@ routes:
     versions:
       - { name: v1, weight: 1, endpoints: [127.0.0.1:$TPM] }
     rateLimit: { tokensPerMinute: 3000, defaultMaxTokens: 1000 }
+  - model: tpmkey
+    versions:
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:$TPM] }
+    rateLimit: { perKey: { tokensPerMinute: 1000 } }
   - model: busy
     versions:
       - { name: v1, weight: 1, endpoints: [127.0.0.1:$SLOW] }
@@ -139,6 +143,13 @@ res=$(load --conns 6 --requests 6 --path /v1/chat/completions --body "$body")
 check_eq "defaultMaxTokens 1000 of 3000 per minute: 3 of 6 concurrent requests granted" "$(j "$res" '[.ok, .status["429"] // 0] | join("|")')" "3|3"
 res=$(load --conns 6 --requests 6 --path /v1/chat/completions --body "$body")
 check_eq "...after they ended with 100 tokens each, 3 x 900 came back: 2 of 6 granted (2700+ available)" "$(j "$res" '[.ok, .status["429"] // 0] | join("|")')" "2|4"
+
+# Per key tokens: 1000 a minute each; 4 requests at once reserving 400.
+body=$(chat tpmkey perkey '"max_tokens":400')
+ra=$(load --conns 4 --requests 4 --path /v1/chat/completions --body "$body" -H 'Authorization: Bearer key-one')
+rb=$(load --conns 4 --requests 4 --path /v1/chat/completions --body "$body" -H 'Authorization: Bearer key-two')
+check_eq "perKey tokensPerMinute 1000, 4 x 400 at once per key: 2 granted and 2 refused for each key" \
+    "$(j "$ra" '[.ok, .status["429"] // 0] | join("|")') $(j "$rb" '[.ok, .status["429"] // 0] | join("|")')" "2|2 2|2"
 
 # --- 10x overload: maxConcurrent 4, maxPending 2 ------------------------------------
 
