@@ -23,9 +23,9 @@ CL=$ctr_port
 start_sim other --model m2 --version m2v1 --tokens 8 || bail "modelsim other did not start"
 OTHER=$sim_port
 # A backend that takes 3 s to its first token, and a quick sibling.
-start_sim slowsim --model slow --version s1 --ttft-ms 3000 --tokens 4 || bail "modelsim slowsim did not start"
+start_sim slowsim --model slow --model slowretry --version s1 --ttft-ms 3000 --tokens 4 || bail "modelsim slowsim did not start"
 SLOWSIM=$sim_port
-start_sim quick --model slow --version s2 --tokens 4 || bail "modelsim quick did not start"
+start_sim quick --model slow --model slowretry --version s2 --tokens 4 || bail "modelsim quick did not start"
 QUICK=$sim_port
 # Broken streams: 10 tokens 20 ms apart, failing after the 4th.
 for mode in cut stall malformed; do
@@ -53,6 +53,10 @@ routes:
       - { name: s2, weight: 0, endpoints: [127.0.0.1:$QUICK] }
     timeouts: { firstToken: 300ms }
     fallback: [ { version: s2 } ]
+  - model: slowretry
+    versions:
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:$SLOWSIM, 127.0.0.1:$QUICK] }
+    retries: { attempts: 1, on: [timeout], perTryTimeout: 300ms, backoff: { base: 1ms, max: 5ms } }
 EOF
     for mode in cut stall malformed; do
         local c=P_$mode
@@ -130,6 +134,15 @@ for kind in whole stream; do
     check "...in about 300 ms, not 3 s (${el}s)" fbetween "$el" 0.29 $((1 * slow)).0
 done
 check_eq "...the stream's reply is complete" "$(grep '^data: ' "$MG_TMP/ft.b" | tail -n 1)" "data: [DONE]"
+
+# perTryTimeout: a try without its first byte in 300 ms is retried, on the
+# other endpoint. 10 requests one after the other: all served by the quick
+# one, those that went to the slow one first in about 300 ms more.
+res=$(load --conns 1 --requests 10 --path /v1/chat/completions --body "$(chat slowretry hi)" --version-header x-modelsim-version --count-header x-modelgate-retries --timeout-ms $((20000 * slow)))
+echo "# perTryTimeout: $res"
+check_eq "perTryTimeout 300 ms, one endpoint at 3 s: 10 of 10 served, all by the quick endpoint" "$(j "$res" '[.ok, .versions.s2 // 0] | join("|")')" "10|10"
+check "...some after a retry ($(j "$res" '.headers["x-modelgate-retries"]["1"] // 0')), none waited 3 s (max $(j "$res" .max_ms) ms)" \
+    eval '[ "$(j "$res" ".headers[\"x-modelgate-retries\"][\"1\"] // 0")" -ge 1 ] && flt "$(j "$res" .max_ms)" $((1000 * slow))'
 
 # --- streams broken mid-way -----------------------------------------------------------
 
