@@ -94,9 +94,13 @@ sim_set "$A" '{"kv_cache_tokens":65536}' || bail "modelsim a: kv_cache_tokens ba
 
 sim_set "$A" '{"ttft_ms":1000}' || bail "modelsim a: ttft"
 sim_set "$B" '{"max_running":1,"ttft_ms":1000}' || bail "modelsim b: max_running"
-qdirect "$A" 3; qdirect "$B" 3
-check "both report 2 requests waiting" wait_for $((3 * slow)) eval '[ "$(waiting "$A")" -ge 2 ] && [ "$(waiting "$B")" -ge 2 ]'
+qdirect "$A" 4; qdirect "$B" 4
+check "both report 3 requests waiting" wait_for $((3 * slow)) eval '[ "$(waiting "$A")" -ge 3 ] && [ "$(waiting "$B")" -ge 3 ]'
 sleep 0.2
+# (Saturated for 2 s: until a second request has left each queue.)
+code=$(sc_req "$MG_TMP/shed" "$(chat m shed '"max_tokens":1')" -H 'x-priority: batch')
+check "a shed request (x-priority: batch) gets 503 or 429 and an OpenAI-style error body ($code, $(oai_error "$MG_TMP/shed.b"))" \
+    eval '{ [ "$code" = 503 ] || [ "$code" = 429 ]; } && [ "$(oai_error "$MG_TMP/shed.b")" = ok ]'
 sh0=$(scm modelgate_shed_total)
 t0=$EPOCHREALTIME
 res=$(load --conns 2 --requests 20 --path /v1/chat/completions --body "$(chat m shed '"max_tokens":1')" -H 'x-priority: low' --count-header retry-after)
@@ -106,9 +110,6 @@ check_eq "all saturated: 20 sheddable requests (x-priority: low) shed" "$(j "$re
 check "...fast (20 in ${el}s, p99 $(j "$res" .err_p99_ms) ms)" flt "$(j "$res" .err_p99_ms)" $((50 * slow))
 check_eq "...each with Retry-After" "$(j "$res" '.headers["retry-after"]["-"] // 0')" 0
 check_eq "...counted in modelgate_shed_total" "$(( $(scm modelgate_shed_total) - sh0 ))" 20
-code=$(sc_req "$MG_TMP/shed" "$(chat m shed '"max_tokens":1')" -H 'x-priority: batch')
-check "a shed request (x-priority: batch) gets 503 or 429 and an OpenAI-style error body ($code, $(oai_error "$MG_TMP/shed.b"))" \
-    eval '{ [ "$code" = 503 ] || [ "$code" = 429 ]; } && [ "$(oai_error "$MG_TMP/shed.b")" = ok ]'
 code=$(curl -s --max-time $((20 * slow)) -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SC_PORT/v1/chat/completions" -H 'Content-Type: application/json' -H 'x-priority: high' -d "$(chat m important '"max_tokens":1')")
 check_eq "...while a request not marked sheddable still goes through (it waits its turn: 200)" "$code" 200
 wait "${qpids[@]}"; qpids=()
