@@ -82,6 +82,10 @@ N=$(j "$res" .done)
 check "kill -9 of a backend under load: at least 2000 client requests ($N)" eval '[ "$N" -ge 2000 ]'
 check_eq "...and every one answered 200 (no failure, none unfinished)" \
     "$(j "$res" '[.ok, .non2xx, .transport_errors, .unfinished] | join("|")')" "$N|0|0|0"
+if [ "$(j "$res" .non2xx)" != 0 ]; then
+    echo "# the failed requests, as the access log has them:"
+    grep -F '"access"' "$MG_TMP/sc.log" | grep -F '"model":"m"' | grep -v '"status":200' | head -n 5 | sed 's/^/#   /'
+fi
 v1=$(j "$res" '.versions.v1 // 0'); v2=$(j "$res" '.versions.v2 // 0')
 check "...served by v1 before the kill ($v1) and by the fallback v2 after it ($v2)" eval '[ "$v1" -ge 300 ] && [ "$v2" -ge 500 ]'
 check_eq "...every response came from the backend its x-modelgate-version names" "$(j "$res" .backend_mismatch)" 0
