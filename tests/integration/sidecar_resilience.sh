@@ -83,7 +83,7 @@ check "kill -9 of a backend under load: at least 2000 client requests ($N)" eval
 check_eq "...and every one answered 200 (no failure, none unfinished)" \
     "$(j "$res" '[.ok, .non2xx, .transport_errors, .unfinished] | join("|")')" "$N|0|0|0"
 if [ "$(j "$res" .non2xx)" != 0 ]; then
-    echo "# the failed requests, as the access log has them:"
+    echo "# retries refused by the budget on route m: $(scm modelgate_retry_budget_refused_total 'model="m"'); the failed requests, as the access log has them:"
     grep -F '"access"' "$MG_TMP/sc.log" | grep -F '"model":"m"' | grep -v '"status":200' | head -n 5 | sed 's/^/#   /'
 fi
 v1=$(j "$res" '.versions.v1 // 0'); v2=$(j "$res" '.versions.v2 // 0')
