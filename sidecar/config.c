@@ -586,6 +586,7 @@ static int parse_fallback(struct vctx *v, json_t *rj, const char *base, struct s
             continue;
         chk(v, mg_json_check_keys(v->doc, v->e, keys, "%s", b));
         struct sc_fallback *f = &r->fallback[r->nfallback];
+        f->index = i;
         int lc = 0;
         chk(v, mg_json_opt_bool(v->doc, v->e, &lc, "%s.longContext", b));
         f->long_context = lc != 0;
@@ -753,7 +754,7 @@ static void check_model_fallbacks(struct vctx *v, struct sc_config *cfg)
             for (unsigned k = 0; k < json_array_size(routes); k++)
                 if (json_array_get(routes, k) == r->raw)
                     di = k;
-            snprintf(path, sizeof path, "routes[%u].fallback[%u].model", di, j);
+            snprintf(path, sizeof path, "routes[%u].fallback[%u].model", di, f->index);
             if (r->model && strcmp(f->model, r->model) == 0)
                 verr(v, path, "\"%s\" is this route's own model; a model fallback names "
                               "another route",

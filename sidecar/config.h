@@ -132,6 +132,7 @@ struct sc_fallback {
     int status;                  /* SC_FB_STATIC */
     char *message;               /* static error message (status >= 300) */
     char *content;               /* static reply text (status < 300) */
+    unsigned index;              /* its place in the document's list (messages) */
 };
 
 struct sc_admission {

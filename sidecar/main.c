@@ -586,8 +586,13 @@ out_workers:
     free(sc_g.workers);
     sc_g.workers = NULL;
     sc_g.nworkers = 0;
+    /* The table goes before the metrics: freeing its policy state removes
+     * the breakers' metric children. */
+    sc_config_unref(sc_g.cfg ? sc_g.cfg : cfg);
+    sc_g.cfg = cfg = NULL;
     if (sc_g.m.reg)
         mg_metrics_free(sc_g.m.reg);
+    memset(&sc_g.m, 0, sizeof sc_g.m);
     mg_metrics_thread_unregister();
 out_loop:
     mg_loop_free(loop);

@@ -4,7 +4,10 @@
  * refused), the scanner must accept it too and agree on "model" and
  * "stream" (unless the model is over the scanner's length cap or the
  * nesting over its depth cap, which it refuses by design). An accepted
- * body is never one jansson calls a non-object. */
+ * body is never one jansson calls a non-object. The model's span is the
+ * JSON string of the model (it decodes to it), and max_tokens agrees with
+ * jansson's "max_tokens" / "max_completion_tokens" when they are
+ * integers in [0, 2^32). */
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,6 +62,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                   memcmp(json_string_value(m), s.model, s.model_len) != 0))
             abort();
         if (stream != s.stream)
+            abort();
+        if (m) {
+            /* The span holds exactly the model's JSON string. */
+            if (s.model_off + s.model_span > size || s.model_span < 2 ||
+                b[s.model_off] != '"' || b[s.model_off + s.model_span - 1] != '"')
+                abort();
+            json_t *sv = json_loadb(b + s.model_off, s.model_span, JSON_DECODE_ANY, &err);
+            if (!sv || !json_equal(sv, m))
+                abort();
+            json_decref(sv);
+        } else if (s.model_span) {
+            abort();
+        }
+        long long want = -1;
+        static const char *const keys[] = {"max_tokens", "max_completion_tokens"};
+        for (int k = 0; k < 2; k++) {
+            json_t *t = json_object_get(v, keys[k]);
+            if (json_is_integer(t) && json_integer_value(t) >= 0 &&
+                json_integer_value(t) < 4294967296LL && json_integer_value(t) > want)
+                want = json_integer_value(t);
+        }
+        /* jansson reads 1.0 and 1e3 as reals (not integers): both skip
+         * them; it reads -0 as the integer 0, which the scanner skips. */
+        if (want != s.max_tokens && !(want == 0 && s.max_tokens == -1))
             abort();
     }
     json_decref(v);

@@ -729,8 +729,165 @@ static void t_load_file(void)
     rmdir(dir);
 }
 
+/* Issue 5's policies: defaults (in the struct and written into the
+ * document), the bare YAML `on:` key, and a value of each kind. */
+static void t_policies(void)
+{
+    struct mg_json_errs e;
+    struct sc_config *c = NULL;
+    mg_json_errs_init(&e, 0);
+    const char *doc = LISTEN
+        "routes:\n"
+        "  - model: m\n"
+        "    versions: [" V1 ", {name: v2, weight: 0, endpoints: [h:2]}]\n"
+        "    retries: {attempts: 3, on: [connect-failure, 500, \"429\"], perTryTimeout: 0,\n"
+        "              backoff: {base: 10ms, max: 1s}, budgetPercent: 50, minRetries: 1}\n"
+        "    circuitBreaker: {consecutiveFailures: 0, overloadStatus: 429, maxConcurrent: 0}\n"
+        "    rateLimit: {requestsPerSecond: 0.5, tokensPerMinute: 1000, perKey: {requestsPerSecond: 2}}\n"
+        "    fallback: [{version: v2}, {model: other, longContext: true},\n"
+        "               {static: {status: 200, content: \"hello\"}}]\n"
+        "    admission: {maxWaiting: 2, sheddable: [bulk]}\n"
+        "  - model: other\n"
+        "    versions: [" V1 "]\n"
+        "    retries: {}\n"
+        "    circuitBreaker: {}\n"
+        "    admission: {}\n"
+        "    retries:\n"
+        "      on: [reset]\n";
+    /* (the second retries key above is a duplicate: refused) */
+    CHECK_EQ_INT(parse_str(doc, &c, &e, NULL), -EINVAL);
+    CHECK(strstr(errs_text(&e), "retries") != NULL);
+    mg_json_errs_free(&e);
+    mg_json_errs_init(&e, 0);
+    doc = LISTEN
+        "routes:\n"
+        "  - model: m\n"
+        "    versions: [" V1 ", {name: v2, weight: 0, endpoints: [h:2]}]\n"
+        "    retries: {attempts: 3, on: [connect-failure, 500, \"429\"], perTryTimeout: 0,\n"
+        "              backoff: {base: 10ms, max: 1s}, budgetPercent: 50, minRetries: 1}\n"
+        "    circuitBreaker: {consecutiveFailures: 0, overloadStatus: 429, maxConcurrent: 0}\n"
+        "    rateLimit: {requestsPerSecond: 0.5, tokensPerMinute: 1000, perKey: {requestsPerSecond: 2}}\n"
+        "    fallback: [{version: v2}, {model: other, longContext: true},\n"
+        "               {static: {status: 200, content: \"hello\"}}]\n"
+        "    admission: {maxWaiting: 2, sheddable: [bulk]}\n"
+        "  - model: other\n"
+        "    versions: [" V1 "]\n"
+        "    circuitBreaker: {}\n"
+        "    admission: {}\n"
+        "    retries:\n"
+        "      on: [reset]\n";
+    int rc = parse_str(doc, &c, &e, NULL);
+    if (rc < 0)
+        printf("# %s", errs_text(&e));
+    REQUIRE(rc == 0);
+    const struct sc_route *r = &c->routes[0];
+    REQUIRE(r->retries && r->breaker && r->rate && r->admission && r->nfallback == 3);
+    CHECK_EQ_INT(r->retries->attempts, 3);
+    CHECK_EQ_INT(r->retries->on, SC_RETRY_CONNECT);
+    CHECK(r->retries->status[500 / 8] & (1u << (500 % 8)));
+    CHECK(r->retries->status[429 / 8] & (1u << (429 % 8)));
+    CHECK(!(r->retries->status[503 / 8] & (1u << (503 % 8))));
+    CHECK_EQ_INT(r->retries->per_try_ms, 0);
+    CHECK_EQ_INT(r->retries->backoff_base_ms, 10);
+    CHECK_EQ_INT(r->retries->backoff_max_ms, 1000);
+    CHECK_EQ_INT(r->breaker->consecutive_failures, 0);
+    CHECK_EQ_INT(r->breaker->overload_status, 429);
+    CHECK_EQ_INT(r->breaker->max_pending, 512);
+    CHECK(r->rate->rps == 0.5 && r->rate->burst == 1 && r->rate->tpm == 1000);
+    CHECK(r->rate->key_rps == 2 && r->rate->key_burst == 2 && r->rate->key_tpm == 0);
+    CHECK_EQ_INT(r->rate->default_max_tokens, 256);
+    CHECK_EQ_INT(r->fallback[0].kind, SC_FB_VERSION);
+    CHECK_EQ_INT(r->fallback[0].version, 1);
+    CHECK_EQ_INT(r->fallback[1].kind, SC_FB_MODEL);
+    CHECK_EQ_STR(r->fallback[1].model, "other");
+    CHECK(r->fallback[1].long_context && !r->fallback[0].long_context);
+    CHECK_EQ_INT(r->fallback[2].status, 200);
+    CHECK_EQ_STR(r->fallback[2].content, "hello");
+    CHECK_EQ_INT(r->admission->max_waiting, 2);
+    CHECK_EQ_INT(r->admission->nsheddable, 1);
+    CHECK_EQ_STR(r->admission->priority_header, "x-priority");
+    /* Defaults of the second route, and in the document. */
+    const struct sc_route *o = &c->routes[1];
+    REQUIRE(o->retries && o->breaker && o->admission);
+    CHECK_EQ_INT(o->retries->on, SC_RETRY_RESET);   /* the bare YAML `on` key */
+    CHECK_EQ_INT(o->retries->attempts, 2);
+    CHECK_EQ_INT(o->retries->per_try_ms, 2000);
+    CHECK_EQ_INT(o->retries->budget_percent, 20);
+    CHECK_EQ_INT(o->retries->min_retries, 3);
+    CHECK_EQ_INT(o->breaker->consecutive_failures, 5);
+    CHECK(o->breaker->failure_rate == 0.5);
+    CHECK_EQ_INT(o->breaker->window_ms, 10000);
+    CHECK_EQ_INT(o->breaker->open_ms, 30000);
+    CHECK_EQ_INT(o->breaker->max_open_ms, 300000);
+    CHECK_EQ_INT(o->breaker->max_concurrent, 256);
+    CHECK_EQ_INT(o->breaker->pending_timeout_ms, 1000);
+    CHECK_EQ_INT(o->breaker->overload_status, 503);
+    CHECK_EQ_INT(o->admission->interval_ms, 100);
+    CHECK_EQ_INT(o->admission->stale_ms, 1000);
+    CHECK_EQ_INT(o->admission->nsheddable, 2);
+    json_t *rd = json_array_get(json_object_get(c->doc, "routes"), 1);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(rd, "retries"), "perTryTimeout")), "2s");
+    CHECK(json_object_get(json_object_get(rd, "retries"), "true") == NULL);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(rd, "circuitBreaker"), "openDuration")), "30s");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(rd, "admission"), "priorityHeader")), "x-priority");
+    sc_config_unref(c);
+    mg_json_errs_free(&e);
+}
+
+/* Every mistake in the policies, named by its path, all at once. */
+static void t_policy_errors(void)
+{
+    struct mg_json_errs e;
+    struct sc_config *c = NULL;
+    mg_json_errs_init(&e, 0);
+    const char *doc = LISTEN
+        "routes:\n"
+        "  - model: m\n"
+        "    versions: [" V1 "]\n"
+        "    retries: {attempts: 11, on: [reset, 302, bogus], backoff: {base: 1s, max: 10ms}, tries: 1}\n"
+        "    circuitBreaker: {failureRate: 2, overloadStatus: 500, openDuration: 1m, maxOpenDuration: 1s}\n"
+        "    rateLimit: {burst: 5, keyTable: 1000}\n"
+        "    fallback: [{version: v9}, {model: m}, {model: nowhere}, {static: {status: 700}},\n"
+        "               {static: {status: 200, message: x}}, {version: v1, model: m},\n"
+        "               {static: {status: 503, content: x}}]\n"
+        "    admission: {interval: 1s, staleAfter: 100ms, maxKvCacheUsage: 1.5, priorityHeader: \"a b\"}\n";
+    CHECK_EQ_INT(parse_str(doc, &c, &e, NULL), -EINVAL);
+    CHECK(c == NULL);
+    const char *txt = errs_text(&e);
+    static const char *const want[] = {
+        "routes[0].retries.attempts: 11 is out of range [0, 10]",
+        "routes[0].retries.on[1]: 302: only statuses 400-599 can be retried",
+        "routes[0].retries.on[2]: expected connect-failure, reset, timeout or an HTTP status",
+        "routes[0].retries.backoff.max: must be at least backoff.base",
+        "routes[0].retries.tries: unknown field",
+        "routes[0].circuitBreaker.failureRate: ",
+        "routes[0].circuitBreaker.overloadStatus: 500: must be 503 or 429",
+        "routes[0].circuitBreaker.maxOpenDuration: must be at least openDuration",
+        "routes[0].rateLimit.burst: burst needs requestsPerSecond",
+        "routes[0].rateLimit.keyTable: 1000 is not a power of two",
+        "routes[0].fallback[0].version: no version named \"v9\" in this route",
+        "routes[0].fallback[1].model: \"m\" is this route's own model",
+        "routes[0].fallback[2].model: no route serves model \"nowhere\"",
+        "routes[0].fallback[3].static.status: 700 is out of range [200, 599]",
+        "routes[0].fallback[4].static.content: a static 200 reply needs content",
+        "routes[0].fallback[5]: a hop is exactly one of",
+        "routes[0].fallback[6].static.content: a static error (503) takes message",
+        "routes[0].admission.staleAfter: must be at least interval",
+        "routes[0].admission.maxKvCacheUsage: ",
+        "routes[0].admission.priorityHeader: \"a b\" is not a valid header name",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        if (!strstr(txt, want[i]))
+            printf("# missing: %s\n", want[i]);
+        CHECK(strstr(txt, want[i]) != NULL);
+    }
+    mg_json_errs_free(&e);
+}
+
 int main(void)
 {
+    RUN(t_policies);
+    RUN(t_policy_errors);
     RUN(t_full_yaml);
     RUN(t_full_json);
     RUN(t_defaults_written);

@@ -1,6 +1,9 @@
 /* Unit tests for the pure parts of sidecar/proxy.c: the upstream request
  * head (hop-by-hop headers out, ours in), x-request-id and W3C traceparent
- * handling, and the JSON string escaping of error bodies. */
+ * handling, the JSON string escaping of error bodies; and of issue 5: the
+ * model splice of model fallbacks, context-length detection, retry
+ * conditions, the policy registry's reuse across tables, the admission
+ * poller's /metrics parser. */
 #define _GNU_SOURCE
 #include "sidecar/config.c"
 #include "sidecar/route.c"
@@ -11,6 +14,7 @@
 #include "sidecar/ratelimit.c"
 #include "sidecar/reqscan.c"
 #include "sidecar/sse.c"
+#include "sidecar/admission.c"
 
 #include "tests/unit/test.h"
 
@@ -217,8 +221,208 @@ static void t_header_names(void)
     }
 }
 
+/* A request struct with just what body_set_model uses. */
+static struct sc_worker tw;
+
+static int do_splice(const char *body, const char *model, char *out, size_t cap)
+{
+    struct sc_req r;
+    memset(&r, 0, sizeof r);
+    r.w = &tw;
+    mg_buf_init(&r.body, strlen(body));
+    mg_buf_append(&r.body, body, strlen(body));
+    struct sc_reqscan sc;
+    if (sc_reqscan(body, strlen(body), &sc) < 0)
+        return -1;
+    r.model_off = sc.model_off;
+    r.model_span = sc.model_span;
+    int rc = body_set_model(&r, model, strlen(model));
+    if (rc == 0) {
+        /* The result is valid JSON whose model is the new one, and its
+         * span is right for a second splice. */
+        if (sc_reqscan(mg_buf_head(&r.body), r.body.len, &sc) < 0 || !sc.model ||
+            sc.model_len != strlen(model) || memcmp(sc.model, model, sc.model_len) != 0 ||
+            sc.model_off != r.model_off || sc.model_span != r.model_span)
+            rc = -2;
+        snprintf(out, cap, "%.*s", (int)r.body.len, mg_buf_head(&r.body));
+    }
+    mg_buf_free(&r.body);
+    return rc;
+}
+
+static void t_model_splice(void)
+{
+    char out[512];
+    mg_buf_init(&tw.scratch, 16 * 1024);
+    CHECK_EQ_INT(do_splice("{\"model\":\"m\",\"stream\":true}", "mistral-7b", out, sizeof out), 0);
+    CHECK_EQ_STR(out, "{\"model\":\"mistral-7b\",\"stream\":true}");
+    CHECK_EQ_INT(do_splice("{\"a\":1, \"model\" : \"a-much-longer-name\" }", "b", out, sizeof out), 0);
+    CHECK_EQ_STR(out, "{\"a\":1, \"model\" : \"b\" }");
+    CHECK_EQ_INT(do_splice("{\"model\":\"m\\u0031\"}", "quote\"d\\", out, sizeof out), 0);
+    CHECK_EQ_STR(out, "{\"model\":\"quote\\\"d\\\\\"}");
+    /* Without a model member one is added. */
+    CHECK_EQ_INT(do_splice("{\"messages\":[]}", "x", out, sizeof out), 0);
+    CHECK_EQ_STR(out, "{\"model\":\"x\",\"messages\":[]}");
+    CHECK_EQ_INT(do_splice(" { } ", "x", out, sizeof out), 0);
+    CHECK_EQ_STR(out, " {\"model\":\"x\" } ");
+    mg_buf_free(&tw.scratch);
+}
+
+static void t_context_errors(void)
+{
+    static const char *const yes[] = {
+        /* vLLM (and modelsim) */
+        "{\"object\":\"error\",\"message\":\"This model's maximum context length is 4096 "
+        "tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the "
+        "completion). Please reduce the length of the messages or completion.\"}",
+        "{\"message\":\"The decoder prompt (length 5000) is longer than the maximum model "
+        "length of 4096.\"}",
+        /* TGI (422) */
+        "{\"error\":\"Input validation error: `inputs` tokens + `max_new_tokens` must be <= "
+        "4096. Given: 4000 `inputs` tokens and 1000 `max_new_tokens`\",\"error_type\":"
+        "\"validation\"}",
+        "{\"error\":\"Input validation error: `inputs` must have less than 4096 tokens. Given: "
+        "5000\"}",
+        /* OpenAI */
+        "{\"error\":{\"code\":\"context_length_exceeded\"}}",
+    };
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        CHECK(is_context_error(400, yes[i], strlen(yes[i])));
+        CHECK(is_context_error(422, yes[i], strlen(yes[i])));
+        CHECK(!is_context_error(500, yes[i], strlen(yes[i])));
+        CHECK(!is_context_error(200, yes[i], strlen(yes[i])));
+    }
+    static const char no[] = "{\"error\":{\"message\":\"messages: Input should be a "
+                             "non-empty list\"}}";
+    CHECK(!is_context_error(400, no, sizeof no - 1));
+    CHECK(!is_context_error(400, "", 0));
+}
+
+static void t_retry_matches(void)
+{
+    struct sc_retries rt;
+    memset(&rt, 0, sizeof rt);
+    rt.on = SC_RETRY_CONNECT | SC_RETRY_TIMEOUT;
+    rt.status[503 / 8] |= 1u << (503 % 8);
+    CHECK(retry_matches(&rt, F_CONNECT, 0));
+    CHECK(!retry_matches(&rt, F_RESET, 0));
+    CHECK(retry_matches(&rt, F_TIMEOUT, 0));
+    CHECK(retry_matches(&rt, F_STATUS, 503));
+    CHECK(!retry_matches(&rt, F_STATUS, 502));
+    CHECK(!retry_matches(&rt, F_STATUS, 999));
+    CHECK(!retry_matches(&rt, F_CONTEXT, 400));
+    CHECK(!retry_matches(&rt, F_PROTOCOL, 0));
+}
+
+static struct sc_config *cfg_of(const char *doc)
+{
+    struct sc_config *c = NULL;
+    struct mg_json_errs e;
+    mg_json_errs_init(&e, 0);
+    int rc = sc_config_parse(doc, strlen(doc), "t", &c, &e, NULL);
+    if (rc < 0 && e.n)
+        printf("# %s\n", e.items[0].msg);
+    mg_json_errs_free(&e);
+    return c;
+}
+
+/* A reload keeps the breakers, budgets and buckets whose settings stay,
+ * and frees what no table uses any more. */
+static void t_registry_reuse(void)
+{
+    static const char a[] =
+        "listen: 127.0.0.1:1\nroutes:\n - model: m\n   versions: [{name: v1, weight: 1, "
+        "endpoints: [127.0.0.1:2, 127.0.0.1:3]}]\n   circuitBreaker: {consecutiveFailures: 2}\n"
+        "   retries: {attempts: 1}\n   rateLimit: {requestsPerSecond: 10}\n";
+    static const char b[] =   /* same policies, another weight and a new route */
+        "listen: 127.0.0.1:1\nroutes:\n - model: m\n   versions: [{name: v1, weight: 5, "
+        "endpoints: [127.0.0.1:2, 127.0.0.1:3]}]\n   circuitBreaker: {consecutiveFailures: 2}\n"
+        "   retries: {attempts: 1}\n   rateLimit: {requestsPerSecond: 10}\n - model: other\n"
+        "   versions: [{name: v1, weight: 1, endpoints: [127.0.0.1:4]}]\n";
+    static const char c3[] =  /* the breaker's settings change */
+        "listen: 127.0.0.1:1\nroutes:\n - model: m\n   versions: [{name: v1, weight: 5, "
+        "endpoints: [127.0.0.1:2, 127.0.0.1:3]}]\n   circuitBreaker: {consecutiveFailures: 3}\n"
+        "   retries: {attempts: 1}\n   rateLimit: {requestsPerSecond: 10}\n";
+    struct sc_config *ca = cfg_of(a), *cb = cfg_of(b), *cc = cfg_of(c3);
+    REQUIRE(ca && cb && cc);
+    REQUIRE(sc_policy_attach(ca) == 0);
+    REQUIRE(sc_policy_attach(cb) == 0);
+    const struct sc_policy *pa = ca->policy, *pb = cb->policy;
+    CHECK(pa->routes[0].route == pb->routes[0].route);
+    CHECK(pa->routes[0].versions[0].eps[0] == pb->routes[0].versions[0].eps[0]);
+    CHECK(pa->routes[0].versions[0].eps[1] == pb->routes[0].versions[0].eps[1]);
+    CHECK(pa->routes[0].versions[0].eps[0] != pa->routes[0].versions[0].eps[1]);
+    CHECK(pb->routes[1].route == NULL && pb->routes[1].versions == NULL);
+    /* Open a breaker through table a: table b sees it open. */
+    struct sc_pol_ep *e = pa->routes[0].versions[0].eps[0];
+    for (int i = 0; i < 2; i++) {
+        CHECK(sc_breaker_allow(&e->br, 1000, NULL, NULL));
+        sc_breaker_report(&e->br, 0, 1000, NULL, NULL);
+    }
+    CHECK_EQ_INT(sc_breaker_state(&pb->routes[0].versions[0].eps[0]->br), SC_BREAKER_OPEN);
+    sc_config_unref(ca);   /* b still holds them */
+    CHECK_EQ_INT(sc_breaker_state(&pb->routes[0].versions[0].eps[0]->br), SC_BREAKER_OPEN);
+    REQUIRE(sc_policy_attach(cc) == 0);
+    const struct sc_policy *pc = cc->policy;
+    CHECK(pc->routes[0].versions[0].eps[0] != pb->routes[0].versions[0].eps[0]);
+    CHECK_EQ_INT(sc_breaker_state(&pc->routes[0].versions[0].eps[0]->br), SC_BREAKER_CLOSED);
+    CHECK(pc->routes[0].route == pb->routes[0].route);   /* budget and buckets stay */
+    sc_config_unref(cb);
+    sc_config_unref(cc);
+    pthread_mutex_lock(&reg_mu);
+    CHECK(reg_head == NULL);   /* nothing left behind */
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void t_admission_parse(void)
+{
+    static const char m[] =
+        "# HELP vllm:num_requests_waiting Requests waiting.\n"
+        "# TYPE vllm:num_requests_waiting gauge\n"
+        "vllm:num_requests_waiting{model_name=\"a\"} 3\n"
+        "vllm:num_requests_waiting{model_name=\"b\\\"}\"} 2.0\n"
+        "vllm:num_requests_waiting_total 99\n"
+        "vllm:kv_cache_usage_perc{model_name=\"a\"} 0.25\n"
+        "vllm:kv_cache_usage_perc{model_name=\"b\"} 0.75\n"
+        "vllm:num_requests_running 7\n";
+    double w = -1, kv = -1;
+    CHECK_EQ_INT(sc_admission_parse(m, sizeof m - 1, &w, &kv), 0);
+    CHECK(w == 5);
+    CHECK(kv == 0.75);
+    static const char plain[] = "vllm:num_requests_waiting 1\nvllm:kv_cache_usage_perc 0.5";
+    CHECK_EQ_INT(sc_admission_parse(plain, sizeof plain - 1, &w, &kv), 0);
+    CHECK(w == 1 && kv == 0.5);
+    static const char none[] = "up 1\nvllm:num_requests_waiting nan-ish\n";
+    CHECK_EQ_INT(sc_admission_parse(none, sizeof none - 1, &w, &kv), -ENOENT);
+    CHECK_EQ_INT(sc_admission_parse("", 0, &w, &kv), -ENOENT);
+}
+
+static void t_saturated(void)
+{
+    struct sc_pol_ep e;
+    memset(&e, 0, sizeof e);
+    struct sc_admission a = {.interval_ms = 100, .stale_ms = 1000, .max_waiting = 8, .max_kv = 0.9};
+    CHECK(sc_policy_saturated(&e, &a, 5000));   /* never polled */
+    atomic_store(&e.polled_ms, 4500);
+    atomic_store(&e.waiting, 8);
+    atomic_store(&e.kv_ppm, 900000);
+    CHECK(!sc_policy_saturated(&e, &a, 5000));
+    CHECK(sc_policy_saturated(&e, &a, 5501));    /* stale */
+    atomic_store(&e.waiting, 9);
+    CHECK(sc_policy_saturated(&e, &a, 5000));
+    atomic_store(&e.waiting, 0);
+    atomic_store(&e.kv_ppm, 900001);
+    CHECK(sc_policy_saturated(&e, &a, 5000));
+}
+
 int main(void)
 {
+    RUN(t_model_splice);
+    RUN(t_context_errors);
+    RUN(t_retry_matches);
+    RUN(t_registry_reuse);
+    RUN(t_admission_parse);
+    RUN(t_saturated);
     RUN(t_upstream_head);
     RUN(t_request_id);
     RUN(t_traceparent);

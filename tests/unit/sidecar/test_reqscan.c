@@ -274,8 +274,55 @@ static void t_large_body_linear(void)
     free(b);
 }
 
+/* The "model" value's span (quotes included) and max_tokens, for model
+ * fallbacks and token rate limits. */
+static void t_model_span_and_max_tokens(void)
+{
+    struct sc_reqscan s;
+    const char *b = "{\"messages\":[{\"model\":\"x\"}], \"model\" : \"llama\\u0031\", \"max_tokens\":128}";
+    REQUIRE(sc_reqscan(b, strlen(b), &s) == 0);
+    CHECK_EQ_MEM(b + s.model_off, s.model_span, "\"llama\\u0031\"");
+    CHECK_EQ_MEM(s.model, s.model_len, "llama1");
+    CHECK_EQ_INT(s.max_tokens, 128);
+
+    b = "{\"model\":\"m\",\"max_completion_tokens\":7,\"max_tokens\":3}";
+    REQUIRE(sc_reqscan(b, strlen(b), &s) == 0);
+    CHECK_EQ_INT(s.max_tokens, 7);   /* the larger of the two */
+    CHECK_EQ_MEM(b + s.model_off, s.model_span, "\"m\"");
+
+    /* Not a plain non-negative integer below 2^32, or nested: absent. */
+    static const char *const none[] = {
+        "{\"model\":\"m\"}",
+        "{\"model\":\"m\",\"max_tokens\":-1}",
+        "{\"model\":\"m\",\"max_tokens\":1.5}",
+        "{\"model\":\"m\",\"max_tokens\":1e3}",
+        "{\"model\":\"m\",\"max_tokens\":\"100\"}",
+        "{\"model\":\"m\",\"max_tokens\":4294967296}",
+        "{\"model\":\"m\",\"x\":{\"max_tokens\":100}}",
+        "{\"model\":\"m\",\"max_tokens\":null}",
+    };
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        REQUIRE(sc_reqscan(none[i], strlen(none[i]), &s) == 0);
+        if (s.max_tokens != -1)
+            printf("# %s: max_tokens %lld\n", none[i], s.max_tokens);
+        CHECK_EQ_INT(s.max_tokens, -1);
+    }
+    b = "{\"model\":\"m\",\"max_tokens\":4294967295}";
+    REQUIRE(sc_reqscan(b, strlen(b), &s) == 0);
+    CHECK(s.max_tokens == 4294967295LL);
+    /* An escaped key is still the key. */
+    b = "{\"model\":\"m\",\"max_\\u0074okens\":9}";
+    REQUIRE(sc_reqscan(b, strlen(b), &s) == 0);
+    CHECK_EQ_INT(s.max_tokens, 9);
+    /* No model: no span. */
+    b = "{\"max_tokens\":9}";
+    REQUIRE(sc_reqscan(b, strlen(b), &s) == 0);
+    CHECK(s.model == NULL && s.model_span == 0);
+}
+
 int main(void)
 {
+    RUN(t_model_span_and_max_tokens);
     t_accepts();
     t_rejects();
     RUN(t_truncations_refused);

@@ -215,8 +215,67 @@ static void t_kind(void)
     CHECK_EQ_INT(sc_sse_kind("", 0), SC_BODY_OTHER);
 }
 
+/* Malformed events (a backend that broke mid-event) are counted at the
+ * event's end, wherever the spans split; well-formed ones never are. */
+static void t_malformed(void)
+{
+    static const struct {
+        const char *body;
+        uint32_t bad;
+    } mcases[] = {
+        {ROLE TOK("a") FINAL DONE, 0},
+        {"data: {\"a\":[1,2,{\"b\":\"}]\"}]}\n\n" DONE, 0},
+        {"data: {\"x\":1}\ndata: \n\n", 0},
+        {": comment {\n\nevent: x\ndata: {}\n\n", 0},
+        /* modelsim's --fail-mode malformed: the object stops after a name. */
+        {ROLE "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\n\n" TOK("b"), 1},
+        {"data: {\"a\":\"unterminated\n\n", 1},
+        {"data: {\"a\":1}}\n\n", 1},
+        {"data: {\"a\":1\n\ndata: [1\n\n", 2},
+    };
+    for (size_t i = 0; i < sizeof mcases / sizeof mcases[0]; i++) {
+        const char *b = mcases[i].body;
+        size_t n = strlen(b);
+        for (size_t cut = 0; cut <= n; cut += (n / 7) + 1) {
+            struct sc_sse s;
+            sc_sse_init(&s, SC_BODY_SSE);
+            sc_sse_feed(&s, b, cut, 1, NULL);
+            sc_sse_feed(&s, b + cut, n - cut, 2, NULL);
+            if (s.malformed != mcases[i].bad)
+                printf("# case %zu cut %zu: %u malformed\n", i, cut, s.malformed);
+            CHECK_EQ_INT(s.malformed, mcases[i].bad);
+        }
+    }
+}
+
+/* What ends the event a stream stopped in, so an appended event stands
+ * alone. */
+static void t_close_event(void)
+{
+    static const struct {
+        const char *body, *close;
+    } mcases[] = {
+        {"", ""},
+        {TOK("a"), ""},
+        {"data: {\"a\"", "\n\n"},
+        {"data: {\"a\":1}\n", "\n"},
+        {"data: {\"a\":1}\r", "\n\n"},
+        {": keep-alive\n\n", ""},
+    };
+    for (size_t i = 0; i < sizeof mcases / sizeof mcases[0]; i++) {
+        struct sc_sse s;
+        char out[4];
+        sc_sse_init(&s, SC_BODY_SSE);
+        sc_sse_feed(&s, mcases[i].body, strlen(mcases[i].body), 1, NULL);
+        size_t n = sc_sse_close_event(&s, out);
+        CHECK_EQ_MEM(out, n, mcases[i].close);
+    }
+}
+
 int main(void)
 {
+    RUN(t_malformed);
+    RUN(t_close_event);
     t_cases();
     RUN(t_three_way_splits);
     RUN(t_timing);
