@@ -106,6 +106,8 @@ check "key alpha again: still limited, only the refill (2/s over ${el}s) granted
 # Many keys (requests i get key k<i mod 50>): 50 buckets, 5 each.
 res=$(load --conns 4 --requests 500 --path /v1/chat/completions --body "$(chat keyed hi)" --key-header Authorization --key-prefix 'Bearer sk-' --keys 50)
 check "50 keys x 10 requests: each key's burst of 5 granted, about 250 in all ($(j "$res" .ok))" eval '[ "$(j "$res" .ok)" -ge 250 ] && [ "$(j "$res" .ok)" -le 300 ]'
+res=$(load --conns 1 --requests 10 --path /v1/chat/completions --body "$(chat keyed hi)")
+check_eq "requests without an API key count only against the route's buckets: 10 of 10 granted" "$(j "$res" .ok)" 10
 check "the tokens are not logged" eval '! grep -q "sk-alpha-1\|sk-bravo-2" "$MG_TMP/sc.log"'
 code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SC_ADMIN/state")
 check "...nor shown by GET /state" eval '[ "$code" = 200 ] && ! sc_state | grep -q "sk-alpha-1"'
