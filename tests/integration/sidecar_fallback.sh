@@ -32,6 +32,7 @@ for mode in cut stall malformed; do
     start_sim "$mode" --model "$mode" --version v1 --tokens 10 --itl-ms 20 --fail-mode "$mode" --fail-after 4 || bail "modelsim $mode did not start"
     printf -v "P_$mode" %s "$sim_port"
 done
+DEAD=$(free_port) || bail "no free port"   # nothing listens there
 sc_ports
 write_config() {
     cat >"$MG_TMP/sc.yaml" <<EOF
@@ -53,6 +54,10 @@ routes:
       - { name: s2, weight: 0, endpoints: [127.0.0.1:$QUICK] }
     timeouts: { firstToken: 300ms }
     fallback: [ { version: s2 } ]
+  - model: staticm
+    versions:
+      - { name: v1, weight: 1, endpoints: [127.0.0.1:$DEAD] }
+    fallback: [ { static: { status: 200, content: "the static answer" } } ]
   - model: slowretry
     versions:
       - { name: v1, weight: 1, endpoints: [127.0.0.1:$SLOWSIM, 127.0.0.1:$QUICK] }
@@ -122,6 +127,14 @@ check_eq "every backend failing: the static reply (503, OpenAI body with its mes
 f0=$(scm modelgate_fallbacks_total)
 check "modelgate_fallbacks_total counted the hops ($f0)" eval '[ "$f0" -ge 4 ]'
 for p in "$SH1" "$SH2" "$OTHER" "$LONG"; do sim_set "$p" '{"error_rate":0}' || bail "modelsim $p: heal"; done
+
+# A static reply when the only backend is down: an OpenAI completion.
+code=$(sc_req "$MG_TMP/st" "$(chat staticm hi)")
+check_eq "backend down, static 200 fallback: a chat completion with its content" \
+    "$code|$(jq -r '.object + "|" + .choices[0].message.content' "$MG_TMP/st.b" 2>/dev/null)|$(hdr "$MG_TMP/st.h" x-modelgate-fallback)" "200|chat.completion|the static answer|v1>static"
+curl -sN --max-time $((5 * slow)) -o "$MG_TMP/sts.b" "$URL" -H 'Content-Type: application/json' -d "$(chat staticm hi '"stream":true')"
+check_eq "...and for a stream, an SSE stream of it ending in [DONE]" \
+    "$(grep '^data: {' "$MG_TMP/sts.b" | sed 's/^data: //' | jq -rj '.choices[0].delta.content // empty' 2>/dev/null)|$(grep '^data: ' "$MG_TMP/sts.b" | tail -n 1)" "the static answer|data: [DONE]"
 
 # --- the first-token timeout ----------------------------------------------------------
 
