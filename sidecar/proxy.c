@@ -831,13 +831,18 @@ static struct sc_budget *req_budget(const struct sc_req *r)
     return pr && pr->has_budget ? &pr->budget : NULL;
 }
 
-/* A retry or a fallback hop to an upstream: within route0's retry budget?
- * Attempts after a failed connect are free (nothing reached a server, so
- * nothing is amplified), as is everything without a budget. */
-static int budget_take(struct sc_req *r)
+/* A retry (hop 0) or a fallback hop to an upstream (hop 1): within
+ * route0's retry budget? Free: anything after a failed connect (nothing
+ * reached a server, so nothing is amplified), a hop after a reset (the
+ * server went away without answering: a killed backend resets every
+ * request in flight at once, and the hop goes elsewhere), a hop after a
+ * context-length refusal (an answer, not a failure), and everything
+ * without a budget. Overload signals (429, 5xx, timeouts) are charged. */
+static int budget_take(struct sc_req *r, int hop)
 {
     struct sc_budget *b = req_budget(r);
-    if (!b || r->tries == 0 || r->last_cls == F_CONNECT || r->last_cls == F_CONTEXT)
+    if (!b || r->tries == 0 || r->last_cls == F_CONNECT || r->last_cls == F_CONTEXT ||
+        (hop && r->last_cls == F_RESET))
         return 1;
     if (sc_budget_retry_start(b)) {
         r->retry_budget = 1;
@@ -1270,7 +1275,7 @@ static int fallback_next(struct sc_req *r, const char *reason, int long_only)
             if (!to || to->wildcard)
                 continue;
         }
-        if (!budget_take(r))
+        if (!budget_take(r, 1))
             continue;   /* only a static hop may follow */
         if (to != r->route || (to == r0 && r->spliced)) {
             const char *name = to == r0 ? r->model : to->model;
@@ -1350,7 +1355,7 @@ static void try_failed(struct sc_req *r, enum fail_cls cls, int status)
     }
     const struct sc_retries *rt = r->route->retries;
     if (rt && r->retries < rt->attempts && retry_matches(rt, cls, status)) {
-        if (budget_take(r)) {
+        if (budget_take(r, 0)) {
             r->retries++;
             count3(sc_g.m.retries, r->route->model, r->ver->cv->name, reason);
             /* Full jitter: uniform in [0, min(max, base * 2^(n-1))]. */
