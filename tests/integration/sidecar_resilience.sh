@@ -113,6 +113,8 @@ check_eq "429 storm: every client request answered (the backend's 429 passed on)
 check "429 storm: upstream attempts $att <= (1 + 20%) x $N + 3 (the floor) = $bound" eval '[ "$att" -ge "$N" ] && [ "$att" -le "$bound" ]'
 check_eq "...modelgate_retries_total counts every attempt after the first" "$retries" $((att - N))
 check "...and the budget refused retries ($refused counted in modelgate_retry_budget_refused_total)" eval '[ "$refused" -ge 1 ]'
+st_refused=$(sc_state | jq -r '.routes[] | select(.model == "storm") | .retryBudget.refused' 2>/dev/null)
+check_eq "...GET /state's retryBudget.refused for the route agrees with the metric" "$st_refused" "$(scm modelgate_retry_budget_refused_total 'model="storm"')"
 
 # The same storm on a route with a fallback version (that 429s too): the
 # fallback hops are upstream attempts as well, and must not double the load.
