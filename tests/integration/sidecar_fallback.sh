@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # modelgate-sidecar fallback chains and broken streams, against modelsim: a
 # context-length error (vLLM's 400) falls to the fallback marked
-# longContext, past the ordinary ones, and succeeds; a normal 400 does not
-# fall back; a 5xx before the first byte walks the chain in order (another
-# version, another model's route with the request's model rewritten, a
-# static reply); a stream cut, stalled or malformed mid-way ends, within
-# the idle timeout, with exactly one OpenAI-format error event and
-# `data: [DONE]`, is counted, and is never retried.
+# longContext, past the ordinary ones, and succeeds (header and access log
+# name the hops); a normal 400 does not fall back; a 5xx before the first
+# byte walks the chain in order (another version, another model's route
+# with the request's model rewritten, a static reply); a static 200 reply,
+# whole and streamed; the first-token timeout falls back; perTryTimeout
+# retries on the other endpoint; a stream cut, stalled or malformed
+# mid-way ends, within the idle timeout, with exactly one OpenAI-format
+# error event and `data: [DONE]`, is counted, and is never retried.
 # Only 127.0.0.1; every process ours, by PID.
 . "$MG_TOP/tests/integration/sidecar-resil.bash"
 

@@ -3,9 +3,10 @@
 # a deliberately flaky upstream: a backend killed (kill -9) under steady
 # load with a healthy fallback loses no client request; under a 429 storm
 # from every backend the retry budget bounds the upstream attempts (counted
-# by a proxy in front of each endpoint, not by the sidecar's word); retries
-# happen on resets and configured statuses before any response byte, replay
-# the request body intact, and never happen once a byte reached the client.
+# by a proxy in front of each endpoint, not by the sidecar's word), also
+# when the route has a fallback version; retries happen on resets and
+# configured statuses before any response byte, replay the request body
+# intact, and never happen once a byte reached the client.
 # Only 127.0.0.1; every process ours, by PID.
 . "$MG_TOP/tests/integration/sidecar-resil.bash"
 
