@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # modelgate-sidecar rate and concurrency limits, against modelsim:
-# requestsPerSecond with burst grants what a token bucket grants (counted);
-# per-API-key buckets are separate; a refusal is a 429 with Retry-After and
-# an OpenAI body; two clients racing on tokensPerMinute (slow replies, so
-# many reservations are in flight at once) cannot together pass the limit
-# by more than one request's reservation; 10x overload past maxConcurrent
-# and maxPending gets fast refusals, bounded memory, and the requests that
-# are served keep their latency.
+# requestsPerSecond with burst grants what a token bucket grants (counted,
+# refill timed); per-API-key buckets are separate (keyless requests count
+# only against the route's); a refusal is a 429 with Retry-After and an
+# OpenAI body; two clients racing on tokensPerMinute (slow replies, so many
+# reservations are in flight at once) cannot together pass the limit by
+# more than one request's reservation; defaultMaxTokens is reserved and
+# the unused part given back; perKey tokensPerMinute; 10x overload past
+# maxConcurrent and maxPending gets fast refusals, bounded memory, and the
+# requests that are served keep their latency; overloadStatus 429.
 # Only 127.0.0.1; every process ours, by PID.
 . "$MG_TOP/tests/integration/sidecar-resil.bash"
 
