@@ -167,7 +167,17 @@ hwm0=$(hwm_kb "$scpid")
 sh0=$(scm modelgate_shed_total); rl0=$(scm modelgate_rate_limited_total)
 res1=$(load --conns 60 --duration-ms 1500 --path /v1/chat/completions --body "$BB" --count-header retry-after)
 hwm1=$(hwm_kb "$scpid")
-res=$(load --conns 60 --duration-ms 3000 --path /v1/chat/completions --body "$BB" --count-header retry-after)
+load --conns 60 --duration-ms 3000 --path /v1/chat/completions --body "$BB" --count-header retry-after >"$MG_TMP/over.json" &
+lpid=$!
+# Meanwhile: how many requests modelsim is generating at once, 20 samples.
+maxrun=0
+for i in $(seq 20); do
+    v=$(mval "$SLOW" vllm:num_requests_running); v=${v:-0}
+    [ "$v" -gt "$maxrun" ] && maxrun=$v
+    sleep 0.1
+done
+wait "$lpid"
+res=$(cat "$MG_TMP/over.json")
 hwm2=$(hwm_kb "$scpid")
 echo "# 60 connections (10x), 1.5 s: $res1"
 echo "# 60 connections (10x), 3 s: $res"
@@ -175,6 +185,7 @@ echo "# VmHWM: before $hwm0 KiB, after 1.5 s $hwm1 KiB, after 3 s more $hwm2 KiB
 ok=$(j "$res" .ok); ref=$(( $(j "$res" '(.status["503"] // 0) + (.status["429"] // 0)') ))
 check_eq "10x overload: every request answered, none failed otherwise" "$(j "$res" '[.transport_errors, .unfinished, .done - .ok - (.status["503"] // 0) - (.status["429"] // 0)] | join("|")')" "0|0|0"
 check "...some served ($ok), many refused ($ref)" eval '[ "$ok" -ge 20 ] && [ "$ref" -ge $((ok * 3)) ]'
+check "...modelsim never ran more than maxConcurrent 4 at once (max of 20 samples: $maxrun)" eval '[ "$maxrun" -ge 1 ] && [ "$maxrun" -le 4 ]'
 cap=$(awk -v ms="$(j "$res" .ms)" 'BEGIN { printf "%d", 4 * ms / 100 + 4 }')
 check "...at most 4 at once reach the backend: served $ok in $(j "$res" .ms) ms at 100 ms each <= $cap" eval '[ "$ok" -le "$cap" ]'
 p99=$(j "$res" .err_p99_ms)
