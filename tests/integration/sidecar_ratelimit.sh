@@ -193,12 +193,11 @@ check "...refusals are fast: p99 $p99 ms < $((20 * slow)) ms" eval '[ "$ref" -gt
 check_eq "...every refusal carries Retry-After" "$(j "$res" '.headers["retry-after"]["-"] // 0')" "$ok"
 served=$(j "$res" .ok_p50_ms)
 check "...served requests keep their latency: p50 $served ms vs $base ms unloaded (<= +50 ms pendingTimeout + 30)" flt "$served" "$(calc "$base + 80 * $slow")"
-if [ "${MG_SANITIZE:-0}" = 1 ]; then
-    check "...sidecar memory bounded: VmHWM +$((hwm2 - hwm0)) KiB over both runs (ASan: < 256 MiB)" [ $((hwm2 - hwm0)) -lt 262144 ]
-else
-    check "...sidecar memory bounded: VmHWM +$((hwm1 - hwm0)) KiB in 1.5 s (< 16 MiB)" [ $((hwm1 - hwm0)) -lt 16384 ]
-    check "...and flat while the overload goes on: +$((hwm2 - hwm1)) KiB in 3 s more (< 2 MiB)" [ $((hwm2 - hwm1)) -lt 2048 ]
-fi
+# (ASan keeps freed memory in quarantine: looser bounds there.)
+b1=16384 b2=2048
+[ "${MG_SANITIZE:-0}" = 1 ] && b1=65536 b2=16384
+check "...sidecar memory bounded: VmHWM +$((hwm1 - hwm0)) KiB in 1.5 s (< $((b1 / 1024)) MiB)" [ $((hwm1 - hwm0)) -lt $b1 ]
+check "...and flat while the overload goes on: +$((hwm2 - hwm1)) KiB in 3 s more (< $((b2 / 1024)) MiB)" [ $((hwm2 - hwm1)) -lt $b2 ]
 check "...refusals counted in modelgate_shed_total or modelgate_rate_limited_total" eval '[ $(( $(scm modelgate_shed_total) - sh0 + $(scm modelgate_rate_limited_total) - rl0 )) -ge "$ref" ]'
 res=$(load --conns 4 --requests 40 --path /v1/chat/completions --body "$BB")
 check_eq "after the overload: 40 of 40 served again" "$(j "$res" .ok)" 40
