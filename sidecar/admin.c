@@ -164,7 +164,9 @@ static json_t *state_endpoint(const struct sc_route *r, const char *name,
                               (json_int_t)atomic_load(&e->polls), "pollErrors",
                               (json_int_t)atomic_load(&e->poll_errors));
         if (a)
-            json_object_set_new(a, "ageMs", at ? json_integer((json_int_t)(now - at)) : json_null());
+            json_object_set_new(a, "ageMs", at && atomic_load(&e->polls)
+                                                ? json_integer((json_int_t)(now > at ? now - at : 0))
+                                                : json_null());
         json_object_set_new(o, "admission", a ? a : json_null());
     }
     return o;

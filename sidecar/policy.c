@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/loop.h"
 #include "sidecar/sidecar.h"
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -202,6 +203,9 @@ static struct sc_pol_ep *ep_get(const struct sc_route *r, const struct sc_versio
     }
     pv->hdr.refs++;
     e->ver = pv;
+    /* Not polled yet: unsaturated until staleAfter has passed, so a new
+     * table (or a start) does not shed before the first poll. */
+    atomic_store(&e->polled_ms, mg_now_ns() / 1000000);
     if (b) {
         struct sc_breaker_params bp = {
             .consecutive_failures = b->consecutive_failures,

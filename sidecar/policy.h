@@ -48,7 +48,8 @@ struct sc_pol_ep {
     struct mg_counter *to[3];           /* transitions, by new state */
     atomic_uint inflight;               /* tries in flight, all workers (GET /state) */
     /* Published by the admission poller (main thread). */
-    atomic_uint_fast64_t polled_ms;     /* monotonic ms of the last good poll; 0 never */
+    atomic_uint_fast64_t polled_ms;     /* monotonic ms of the last good poll (at first:
+                                         * when the object was made) */
     atomic_uint waiting;                /* vllm:num_requests_waiting */
     atomic_uint kv_ppm;                 /* vllm:kv_cache_usage_perc, parts per million */
     atomic_uint_fast64_t polls, poll_errors;
@@ -105,7 +106,8 @@ void sc_policy_breaker_cb(struct sc_breaker *b, enum sc_breaker_state from,
                           enum sc_breaker_state to, void *data);
 
 /* Whether an endpoint is saturated for admission a (its figures over a
- * threshold, or older than staleAfter, or never polled). */
+ * threshold, or older than staleAfter; an endpoint not polled yet is not
+ * saturated for staleAfter after it was set up). */
 int sc_policy_saturated(const struct sc_pol_ep *ep, const struct sc_admission *a,
                         uint64_t now_ms);
 

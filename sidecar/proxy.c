@@ -1370,7 +1370,10 @@ static void try_failed(struct sc_req *r, enum fail_cls cls, int status)
         /* Refused by the budget: a fallback may still answer (a static
          * one; upstream hops need the budget too). */
     }
-    if (r->route0->nfallback && fallback_next(r, reason, 0))
+    /* The chain takes failures and overload (5xx, 429), not a 4xx that
+     * was only listed for retries. */
+    int eligible = cls != F_STATUS || status >= 500 || status == 429;
+    if (eligible && r->route0->nfallback && fallback_next(r, reason, 0))
         return;
     answer_failure(r);
 }
@@ -1735,6 +1738,9 @@ static void body_out(struct sc_req *r, const char *p, size_t n)
         if (down_start(r, p, n, whole) < 0 || r->ended)
             return;
     }
+    if (r->sse.malformed != bad && r->sse.bad_end >= r->sse.bytes - n &&
+        r->sse.bad_end <= r->sse.bytes)
+        n = (size_t)(r->sse.bad_end - (r->sse.bytes - n));   /* nothing past the broken event */
     int rc = mg_httpd_write(r->down, p, n);
     if (rc >= 0)
         r->bytes += n;

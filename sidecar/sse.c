@@ -225,7 +225,10 @@ static unsigned sse_bytes(struct sc_sse *s, const unsigned char *p, size_t n)
                 continue;
         }
         if (c == '\n' || c == '\r') {
+            uint32_t bad = s->malformed;
             counted += line_end(s);
+            if (s->malformed != bad && !s->bad_end)
+                s->bad_end = s->bytes - n + i + 1;
             s->line = c == '\r' ? L_CR : L_START;
             continue;
         }

@@ -51,6 +51,7 @@ struct sc_sse {
      * value) — a backend that broke mid-stream. "[DONE]" and other
      * non-JSON tokens pass. */
     uint32_t malformed;
+    uint64_t bad_end;       /* body offset just past the first malformed event, 0 none */
     /* Private scan state. */
     uint8_t line;           /* SSE line state */
     uint8_t field_len;      /* bytes of the field name matched against "data" */

@@ -241,6 +241,13 @@ static void t_malformed(void)
             sc_sse_init(&s, SC_BODY_SSE);
             sc_sse_feed(&s, b, cut, 1, NULL);
             sc_sse_feed(&s, b + cut, n - cut, 2, NULL);
+            if (mcases[i].bad) {
+                /* bad_end is just past the blank line of the first broken event. */
+                const char *e = b + s.bad_end;
+                CHECK(s.bad_end >= 2 && s.bad_end <= n && e[-1] == '\n' && e[-2] == '\n');
+            } else {
+                CHECK(s.bad_end == 0);
+            }
             if (s.malformed != mcases[i].bad)
                 printf("# case %zu cut %zu: %u malformed\n", i, cut, s.malformed);
             CHECK_EQ_INT(s.malformed, mcases[i].bad);
