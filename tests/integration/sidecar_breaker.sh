@@ -27,7 +27,7 @@ start_counter ce1 "$EJ" || bail "counter ce1 did not start"
 CE1=$ctr_port
 start_counter ce2 "$EJ" || bail "counter ce2 did not start"
 CE2=$ctr_port
-OPEN_S=2
+OPEN_S=3
 sc_ports
 write_config() {
     cat >"$MG_TMP/sc.yaml" <<EOF
@@ -76,6 +76,11 @@ check_eq "...and all 30 client requests succeed through the fallback v2" "$(j "$
 check_eq "GET /state: open" "$(ep_state "$EP")" open
 check "modelgate_breaker_transitions_total counts the trip ($(scm modelgate_breaker_transitions_total))" eval '[ "$(scm modelgate_breaker_transitions_total)" -ge 1 ]'
 check "modelgate_breaker_state for the endpoint is not 0 (closed) ($(scm modelgate_breaker_state "endpoint=\"$EP\""))" eval '[ "$(scm modelgate_breaker_state "endpoint=\"$EP\"")" != 0 ]'
+# A reload (SIGHUP: the same table again, a new generation) keeps the
+# open breaker open.
+kill -HUP "$(pid_of sc)"
+check "SIGHUP: a new generation of the table" wait_for $((3 * slow)) gen_above 1
+check_eq "...and the breaker is still open (GET /state)" "$(ep_state "$EP")" open
 sim_set "$B1" '{"error_rate":0}' || bail "modelsim b1: heal"
 a0=$(attempts "$CB")
 res=$(load --conns 4 --requests 200 --path /v1/chat/completions --body "$(chat m open)")
