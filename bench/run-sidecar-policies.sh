@@ -15,7 +15,8 @@
 # BENCH_ROUNDS times, "none" and "policies" swapping places each round;
 # figures are medians over rounds, and the ratio is the median of the
 # per-round ratios policies / none (a round's runs are seconds apart, so
-# they share the machine's load). Any non-2xx answer in a run is reported:
+# they share the machine's load; short runs and many rounds because the
+# machine is shared and its load moves within seconds). Any non-2xx answer in a run is reported:
 # with generous limits there must be none.
 #
 # Rewrites the "## sidecar policies: cost" section of bench/RESULTS.md and
@@ -23,14 +24,14 @@
 # PID; configs live in a temporary directory.
 #
 #   bench/run-sidecar-policies.sh        (make bench runs it after building)
-#   BENCH_SECONDS=4 BENCH_ROUNDS=5 BENCH_CONNS=32 BENCH_THREADS=1
+#   BENCH_SECONDS=2 BENCH_ROUNDS=9 BENCH_CONNS=32 BENCH_THREADS=1
 #   BENCH_RESULTS=FILE                   (write the section there instead)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 
-secs=${BENCH_SECONDS:-4}
-rounds=${BENCH_ROUNDS:-5}
+secs=${BENCH_SECONDS:-2}
+rounds=${BENCH_ROUNDS:-9}
 conns=${BENCH_CONNS:-32}
 threads=${BENCH_THREADS:-1}
 results=${BENCH_RESULTS:-$top/bench/RESULTS.md}
