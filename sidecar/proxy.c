@@ -52,6 +52,9 @@
 /* An upstream error response held to decide on a retry or a fallback; a
  * larger one is passed on as it is. */
 #define HELD_MAX (64 * 1024)
+/* The longest SSE event held back until it is complete; a longer one is
+ * passed on as it comes (unchecked). */
+#define SSE_PEND_MAX (64 * 1024)
 /* How often a worker re-checks its pending queue for slots freed by other
  * workers. */
 #define PEND_TICK_MS 5
@@ -258,6 +261,7 @@ struct sc_req {
     struct mg_buf head;               /* the upstream request head */
     struct mg_buf body;               /* the request body */
     struct mg_buf held;               /* an upstream error response held for a decision */
+    struct mg_buf pend;               /* the incomplete SSE event not passed on yet */
     struct mg_timer timer;            /* timeouts, back-off, the pending wait */
     /* Cleared per request, from here to reqid. */
     struct mg_httpd_req *down;
@@ -308,6 +312,7 @@ struct sc_req {
     unsigned breaker_refused : 1;     /* some endpoint's breaker said no */
     unsigned sse_out : 1;             /* our response is a chunked event stream */
     unsigned stream_error : 1;        /* it broke off mid-way */
+    unsigned sse_hold : 1;            /* events are passed on whole (pend) */
     uint16_t reqid_len, model_len, path_len, method_len, hops_len, held_ctype_len, held_ra_len;
     size_t model_off, model_span;     /* the "model" value in body */
     /* Filled before use. */
@@ -345,6 +350,7 @@ static struct sc_req *req_alloc(struct sc_worker *w)
         mg_buf_init(&r->head, 0);
         mg_buf_init(&r->body, 0);
         mg_buf_init(&r->held, HELD_MAX);
+        mg_buf_init(&r->pend, SSE_PEND_MAX);
         mg_timer_init(&r->timer, req_timer_cb, r);
     }
     r->next_free = NULL;
@@ -361,11 +367,15 @@ static void req_recycle(struct sc_worker *w, struct sc_req *r)
         mg_buf_free(&r->head);
         mg_buf_free(&r->body);
         mg_buf_free(&r->held);
+        mg_buf_free(&r->pend);
         free(r);
         return;
     }
     if (r->held.cap > REQ_BUF_KEEP)
         mg_buf_free(&r->held);
+    if (r->pend.cap > REQ_BUF_KEEP)
+        mg_buf_free(&r->pend);
+    mg_buf_reset(&r->pend);
     if (r->head.cap > REQ_BUF_KEEP)
         mg_buf_free(&r->head);
     if (r->body.cap > REQ_BUF_KEEP)
@@ -1517,7 +1527,9 @@ static void midstream_fail(struct sc_req *r, enum sc_uperr k)
     struct mg_buf *b = &r->w->scratch;
     mg_buf_reset(b);
     char close[4];
-    size_t cl = sc_sse_close_event(&r->sse, close);
+    /* Held back, the client's stream stops between events. */
+    size_t cl = r->sse_hold ? 0 : sc_sse_close_event(&r->sse, close);
+    mg_buf_reset(&r->pend);
     mg_buf_append(b, close, cl);
     mg_buf_append_str(b, "data: {\"error\":{\"message\":");
     char msg[200];
@@ -1651,6 +1663,8 @@ static void up_head(struct mg_httpc_req *up, const struct mg_h1_msg *m)
         kind = sc_sse_kind(m->headers[i].value, m->headers[i].value_len);
     sc_sse_init(&r->sse, kind);
     r->umsg = m;
+    r->sse_hold = kind == SC_BODY_SSE && m->framing != MG_H1_BODY_LENGTH;
+    mg_buf_reset(&r->pend);
     /* 429 and 5xx mean overload or failure to the breaker; any other
      * answer is the endpoint working. */
     try_report(r, !(m->status == 429 || m->status >= 500));
@@ -1716,7 +1730,38 @@ fail:
     return -1;
 }
 
-/* Body bytes on their way to the client (not held). */
+/* Writes to the client (starting the response at the first bytes). 0,
+ * 1 (paused: the client is slow), or -1 when the request was given up. */
+static int down_write(struct sc_req *r, const char *p, size_t n, int whole_ok)
+{
+    if (!r->started) {
+        const struct mg_h1_msg *m = r->umsg;
+        int whole = whole_ok && m->framing == MG_H1_BODY_LENGTH && m->content_length == n;
+        if (down_start(r, p, n, whole) < 0)
+            return -1;
+        if (r->ended)
+            return 0;
+    }
+    if (!n)
+        return 0;
+    int rc = mg_httpd_write(r->down, p, n);
+    if (rc >= 0)
+        r->bytes += n;
+    if (rc < 0) {
+        upstream_cancel(r);
+        if (rc != -ENOTCONN)
+            mg_httpd_abort(r->down);
+        return -1;
+    }
+    return rc;
+}
+
+/* Body bytes on their way to the client (not held). An event stream is
+ * passed on whole events at a time: the tail of an event not complete
+ * yet waits (at most SSE_PEND_MAX) for the rest, so a broken event is
+ * never passed on — the client gets the events before it, then the error
+ * event. Events arrive whole from vLLM and TGI (one span each), so this
+ * costs nothing in the usual case. */
 static void body_out(struct sc_req *r, const char *p, size_t n)
 {
     int first = r->sse.first_ns == 0;
@@ -1732,32 +1777,60 @@ static void body_out(struct sc_req *r, const char *p, size_t n)
         for (unsigned i = 0; i < k && i < 64; i++)
             mg_histogram_observe(r->ver->itl, per);
     }
-    if (!r->started) {
-        const struct mg_h1_msg *m = r->umsg;
-        int whole = m->framing == MG_H1_BODY_LENGTH && m->content_length == n;
-        if (down_start(r, p, n, whole) < 0 || r->ended)
+    if (!r->sse_hold) {
+        int rc = down_write(r, p, n, 1);
+        if (rc == 1)
+            mg_httpc_pause(&r->up);
+        return;
+    }
+    uint64_t base = r->sse.bytes - n;              /* body offset of p[0] */
+    uint64_t start = base - r->pend.len;           /* of the first byte not sent */
+    uint64_t upto = r->sse.good_end > start ? r->sse.good_end : start;
+    int rc = 0;
+    if (upto > start) {
+        size_t from_pend = upto - start < r->pend.len ? (size_t)(upto - start) : r->pend.len;
+        if (from_pend)
+            rc = down_write(r, mg_buf_head(&r->pend), from_pend, 0);
+        if (rc >= 0)
+            mg_buf_consume(&r->pend, from_pend);
+        if (rc >= 0 && upto > base) {
+            size_t k2 = (size_t)(upto - base);
+            int rc2 = down_write(r, p, k2, 0);
+            rc = rc2 < 0 ? rc2 : rc | rc2;
+            p += k2;
+            n -= k2;
+        }
+        if (rc < 0)
             return;
     }
-    if (r->sse.malformed != bad && r->sse.bad_end >= r->sse.bytes - n &&
-        r->sse.bad_end <= r->sse.bytes)
-        n = (size_t)(r->sse.bad_end - (r->sse.bytes - n));   /* nothing past the broken event */
-    int rc = mg_httpd_write(r->down, p, n);
-    if (rc >= 0)
-        r->bytes += n;
-    if (rc >= 0 && r->sse.malformed != bad) {
+    if (r->sse.malformed != bad) {
         /* A broken event: the stream cannot be trusted past it. */
+        mg_buf_reset(&r->pend);
         upstream_cancel(r);
         uperr_count(r, SC_UPERR_MALFORMED);
+        if (!r->started) {
+            /* Nothing reached the client: a failed try like any other. */
+            try_report(r, 0);
+            try_failed(r, F_PROTOCOL, 0);
+            return;
+        }
         midstream_fail(r, SC_UPERR_MALFORMED);
         return;
     }
-    if (rc == 1) {
-        mg_httpc_pause(&r->up);
-    } else if (rc < 0) {
-        upstream_cancel(r);
-        if (rc != -ENOTCONN)
-            mg_httpd_abort(r->down);
+    if (n && mg_buf_append(&r->pend, p, n) < 0) {
+        /* An event larger than we hold: pass it on as it comes. */
+        r->sse_hold = 0;
+        rc = r->pend.len ? down_write(r, mg_buf_head(&r->pend), r->pend.len, 0) : 0;
+        mg_buf_reset(&r->pend);
+        if (rc >= 0) {
+            int rc2 = down_write(r, p, n, 0);
+            rc = rc2 < 0 ? rc2 : rc | rc2;
+        }
+        if (rc < 0)
+            return;
     }
+    if (rc == 1)
+        mg_httpc_pause(&r->up);
 }
 
 static void up_body(struct mg_httpc_req *up, const char *p, size_t n)
@@ -1822,6 +1895,13 @@ static void up_done(struct mg_httpc_req *up)
     sc_sse_finish(&r->sse);
     if (r->ended)
         return;   /* answered whole with the body */
+    if (r->pend.len) {
+        /* The stream ended inside an event: pass the rest on as it is. */
+        int rc = down_write(r, mg_buf_head(&r->pend), r->pend.len, 0);
+        mg_buf_reset(&r->pend);
+        if (rc < 0)
+            return;
+    }
     if (!r->started) {
         if (!r->umsg) {
             uperr_count(r, SC_UPERR_PROTOCOL);
@@ -2438,6 +2518,7 @@ void sc_worker_free(struct sc_worker *w)
         mg_buf_free(&r->head);
         mg_buf_free(&r->body);
         mg_buf_free(&r->held);
+        mg_buf_free(&r->pend);
         free(r);
     }
     w->nfree = 0;

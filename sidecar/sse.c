@@ -226,9 +226,12 @@ static unsigned sse_bytes(struct sc_sse *s, const unsigned char *p, size_t n)
         }
         if (c == '\n' || c == '\r') {
             uint32_t bad = s->malformed;
+            int blank = s->line == L_START;   /* an event ends here */
             counted += line_end(s);
             if (s->malformed != bad && !s->bad_end)
                 s->bad_end = s->bytes - n + i + 1;
+            else if (blank && !s->malformed)
+                s->good_end = s->bytes - n + i + 1;
             s->line = c == '\r' ? L_CR : L_START;
             continue;
         }

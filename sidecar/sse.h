@@ -52,6 +52,8 @@ struct sc_sse {
      * non-JSON tokens pass. */
     uint32_t malformed;
     uint64_t bad_end;       /* body offset just past the first malformed event, 0 none */
+    uint64_t good_end;      /* body offset just past the last complete event before any
+                             * malformed one (what may be passed on whole) */
     /* Private scan state. */
     uint8_t line;           /* SSE line state */
     uint8_t field_len;      /* bytes of the field name matched against "data" */

@@ -245,6 +245,9 @@ static void t_malformed(void)
                 /* bad_end is just past the blank line of the first broken event. */
                 const char *e = b + s.bad_end;
                 CHECK(s.bad_end >= 2 && s.bad_end <= n && e[-1] == '\n' && e[-2] == '\n');
+                /* What may be passed on ends before the broken event. */
+                CHECK(s.good_end < s.bad_end);
+                CHECK(s.good_end == 0 || (b[s.good_end - 1] == '\n' && b[s.good_end - 2] == '\n'));
             } else {
                 CHECK(s.bad_end == 0);
             }
