@@ -100,7 +100,7 @@ check_eq "GET /state shows the dead endpoint's breaker open" "$(ep_state "127.0.
 # 32 client connections: 20% of the ~27 requests in flight on their first
 # try is ~5 retries in flight, above the floor (minRetries 3), so the
 # percentage is what binds (with 16 the floor would: 3 of ~13 is 23%).
-N=2000
+N=4000
 a0=$(( $(attempts "$C1") + $(attempts "$C2") ))
 r0=$(scm modelgate_retries_total)
 b0=$(scm modelgate_retry_budget_refused_total)
