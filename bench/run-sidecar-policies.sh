@@ -247,10 +247,11 @@ done
 load1=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Per-round ratios policies / none.
-declare -A RATIO
+declare -A RATIO RATIOS
 for kind in plain stream; do
     read -r -a a <<<"${RPS[none,$kind]}"
     read -r -a b <<<"${RPS[policies,$kind]}"
+    RATIOS[$kind]=$(for i in "${!a[@]}"; do awk -v x="${b[$i]}" -v y="${a[$i]}" 'BEGIN { if (y > 0) printf "%.2f\n", x / y }'; done | tr '\n' ' ')
     RATIO[$kind]=$(for i in "${!a[@]}"; do awk -v x="${b[$i]}" -v y="${a[$i]}" 'BEGIN { if (y > 0) printf "%.3f\n", x / y }'; done | median)
 done
 med() { tr ' ' '\n' <<<"$1" | grep . | median; }
@@ -265,7 +266,7 @@ for kind in plain stream; do
     done
     verdict=met
     awk -v r="${RATIO[$kind]}" 'BEGIN { exit !(r >= 0.9) }' || verdict="NOT met"
-    verdicts+="- $label: policies / none = ${RATIO[$kind]} (median of per-round ratios); target >= 0.9: $verdict"$'\n'
+    verdicts+="- $label: policies / none = ${RATIO[$kind]} (median of the per-round ratios ${RATIOS[$kind]% }); target >= 0.9: $verdict"$'\n'
 done
 # The policies were in force and never triggered: their counters, summed
 # over labels, from the policies sidecar's /metrics.
