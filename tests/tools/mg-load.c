@@ -5,9 +5,9 @@
  *
  *   mg-load --connect HOST:PORT [--conns N] [--requests M | --duration-ms D]
  *           [--method M] [--path P] [--body S | --body-file F]
- *           [-H 'Name: value']... [--key-header NAME --keys K [--keys-out F]]
- *           [--version-header NAME] [--backend-header NAME]
- *           [--request-timeout-ms T] [--timeout-ms T]
+ *           [-H 'Name: value']... [--key-header NAME --keys K [--keys-out F]
+ *           [--key-prefix S]] [--version-header NAME] [--backend-header NAME]
+ *           [--count-header NAME]... [--request-timeout-ms T] [--timeout-ms T]
  *
  * N keep-alive connections (default 4) each carry one request at a time;
  * the next request leaves as soon as one ends. It stops after M requests
@@ -21,14 +21,24 @@
  * --key-header NAME --keys K gives request i the header "NAME: k<i mod K>"
  * (sticky-session keys); every key's version is remembered and a key that
  * came back with two versions counts in "keys_inconsistent". --keys-out F
- * writes "KEY VERSION" per key seen.
+ * writes "KEY VERSION" per key seen. --key-prefix S puts S before the key
+ * in the header's value (--key-header Authorization --key-prefix 'Bearer '
+ * spreads the requests over K API keys).
+ *
+ * --count-header NAME (up to 4 times) counts the responses by the value of
+ * their NAME header ("-": absent), e.g. x-modelgate-fallback or
+ * retry-after: printed as "headers":{"NAME":{"VALUE":n,..}}.
  *
  * Prints one JSON line:
  *   {"requests":M,"done":..,"ok":..(2xx),"non2xx":..,"transport_errors":..,
  *    "unfinished":..,"status":{"200":..},"versions":{"v1":..,"-":..},
  *    "errors":{"connect failed":..},"created":..,"reused":..,"retried":..,
  *    "bytes":..,"ms":..,"rps":..,"p50_ms":..,"p99_ms":..,"max_ms":..,
- *    "keys":K,"keys_seen":..,"keys_inconsistent":..}
+ *    "ok_p50_ms":..,"ok_p99_ms":..,"err_p50_ms":..,"err_p99_ms":..,
+ *    "err_max_ms":..,"keys":K,"keys_seen":..,"keys_inconsistent":..}
+ * Latencies are from sending a request to its end; "ok_" are those of the
+ * 2xx responses, "err_" those of the others and of transport errors (0
+ * when there were none).
  * "versions" counts every response by its version header ("-": none).
  * --backend-header NAME counts in "backend_mismatch" the responses whose NAME
  * header differs from (or lacks) the version header: with modelsim backends
@@ -55,6 +65,8 @@
 #define MAX_KEYS 1000000
 #define MAX_SAMPLES 2000000
 #define MAX_BODY (16u << 20)
+#define MAX_COUNTED 4          /* --count-header options */
+#define MAX_VALUES 64          /* distinct values counted per header */
 
 struct slot {
     struct mg_httpc_req req;
@@ -63,7 +75,16 @@ struct slot {
     long key_idx;              /* -1: no key header */
     int status;
     int version;               /* index into versions, -1: none */
+    int counted[MAX_COUNTED];  /* per --count-header: value index, -1: absent */
     uint64_t t0_ns;
+};
+
+/* The values seen of one --count-header. */
+struct counted_header {
+    const char *name;
+    char *values[MAX_VALUES];
+    long count[MAX_VALUES + 1];   /* last: absent */
+    int nvalues;
 };
 
 static struct mg_loop *loop;
@@ -93,8 +114,11 @@ static long version_count[MAX_VERSIONS + 1]; /* last: no header */
 static long status_count[MAX_STATUS];
 static long error_count[MG_HTTPC_ERR_LOCAL + 1];
 static unsigned long long body_bytes;
-static uint32_t *samples_us;
-static long nsamples;
+static uint32_t *samples_us, *ok_us, *err_us;
+static long nsamples, nok_samples, nerr_samples;
+static struct counted_header counted[MAX_COUNTED];
+static int ncounted;
+static const char *key_prefix = "";
 static struct mg_timer deadline;
 
 static void start_next(struct slot *s);
@@ -117,6 +141,25 @@ static int version_index(const char *v, size_t n)
     return nversions++;
 }
 
+/* The index of value v of a counted header (added when new; the last slot
+ * lumps values past MAX_VALUES). */
+static int counted_index(struct counted_header *c, const char *v, size_t n)
+{
+    for (int i = 0; i < c->nvalues; i++)
+        if (strlen(c->values[i]) == n && memcmp(c->values[i], v, n) == 0)
+            return i;
+    if (c->nvalues == MAX_VALUES)
+        return MAX_VALUES - 1;
+    char *d = strndup(v, n > 200 ? 200 : n);
+    if (!d)
+        return -1;
+    for (char *p = d; *p; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+    c->values[c->nvalues] = d;
+    return c->nvalues++;
+}
+
 static int all_started(void)
 {
     if (stop_asked)
@@ -126,7 +169,7 @@ static int all_started(void)
     return started >= nrequests;
 }
 
-static void finish_one(struct slot *s)
+static void finish_one(struct slot *s, int ok)
 {
     if (stopping)
         return;   /* mg_httpc_free() cancelling what the deadline left */
@@ -134,7 +177,12 @@ static void finish_one(struct slot *s)
     done_count++;
     if (nsamples < MAX_SAMPLES) {
         uint64_t us = (mg_now_ns() - s->t0_ns) / 1000;
-        samples_us[nsamples++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+        uint32_t v = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+        samples_us[nsamples++] = v;
+        if (ok)
+            ok_us[nok_samples++] = v;
+        else
+            err_us[nerr_samples++] = v;
     }
     if (!timed_out && !all_started())
         start_next(s);
@@ -153,6 +201,12 @@ static void on_head(struct mg_httpc_req *req, const struct mg_h1_msg *m)
         if (i < 0 || b < 0 || m->headers[i].value_len != m->headers[b].value_len ||
             memcmp(m->headers[i].value, m->headers[b].value, m->headers[b].value_len) != 0)
             backend_mismatch++;
+    }
+    for (int c = 0; c < ncounted; c++) {
+        int h = mg_h1_find_header(m, counted[c].name, 0);
+        s->counted[c] = h < 0 ? -1
+                              : counted_index(&counted[c], m->headers[h].value,
+                                              m->headers[h].value_len);
     }
 }
 
@@ -173,6 +227,8 @@ static void on_done(struct mg_httpc_req *req)
     else
         non2xx++;
     version_count[s->version < 0 ? MAX_VERSIONS : s->version]++;
+    for (int c = 0; c < ncounted; c++)
+        counted[c].count[s->counted[c] < 0 ? MAX_VALUES : s->counted[c]]++;
     if (s->key_idx >= 0 && s->version >= 0) {
         unsigned char v = (unsigned char)(s->version + 1);
         if (key_version[s->key_idx] == 0) {
@@ -183,7 +239,7 @@ static void on_done(struct mg_httpc_req *req)
             keys_inconsistent++;
         }
     }
-    finish_one(s);
+    finish_one(s, s->status >= 200 && s->status < 300);
 }
 
 static void on_error(struct mg_httpc_req *req, enum mg_httpc_error kind, int err)
@@ -193,7 +249,7 @@ static void on_error(struct mg_httpc_req *req, enum mg_httpc_error kind, int err
     transport_errors++;
     if ((int)kind >= 1 && kind <= MG_HTTPC_ERR_LOCAL)
         error_count[kind]++;
-    finish_one(s);
+    finish_one(s, 0);
 }
 
 static void start_next(struct slot *s)
@@ -204,7 +260,7 @@ static void start_next(struct slot *s)
     s->key_idx = -1;
     if (key_header) {
         s->key_idx = started % nkeys;
-        int n = snprintf(s->key, sizeof s->key, "k%ld", s->key_idx);
+        int n = snprintf(s->key, sizeof s->key, "%sk%ld", key_prefix, s->key_idx);
         s->hdrs[nh++] = (struct mg_h1_header){key_header, s->key, (uint32_t)strlen(key_header),
                                               (uint32_t)n};
     }
@@ -223,6 +279,8 @@ static void start_next(struct slot *s)
     r->data = s;
     s->status = -1;
     s->version = -1;
+    for (int c = 0; c < ncounted; c++)
+        s->counted[c] = -1;
     s->t0_ns = mg_now_ns();
     started++;
     inflight++;
@@ -262,12 +320,12 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double pct_ms(double q)
+static double pct_ms(const uint32_t *v, long n, double q)
 {
-    if (nsamples == 0)
+    if (n == 0)
         return 0;
-    long i = (long)(q * (double)(nsamples - 1) + 0.5);
-    return samples_us[i] / 1000.0;
+    long i = (long)(q * (double)(n - 1) + 0.5);
+    return v[i] / 1000.0;
 }
 
 static int read_file(const char *name, char **out, size_t *len)
@@ -297,8 +355,9 @@ static void usage(void)
     fprintf(stderr,
             "usage: mg-load --connect HOST:PORT [--conns N] [--requests M | --duration-ms D]\n"
             "  [--method M] [--path P] [--body S | --body-file F] [-H 'Name: value']...\n"
-            "  [--key-header NAME --keys K [--keys-out F]] [--version-header NAME]\n"
-            "  [--backend-header NAME] [--request-timeout-ms T] [--timeout-ms T]\n");
+            "  [--key-header NAME --keys K [--keys-out F] [--key-prefix S]]\n"
+            "  [--version-header NAME] [--backend-header NAME] [--count-header NAME]...\n"
+            "  [--request-timeout-ms T] [--timeout-ms T]\n");
 }
 
 static int add_header(const char *arg)
@@ -332,6 +391,8 @@ int main(int argc, char **argv)
         {"key-header", required_argument, 0, 'k'},
         {"keys", required_argument, 0, 'K'},
         {"keys-out", required_argument, 0, 'o'},
+        {"key-prefix", required_argument, 0, 'P'},
+        {"count-header", required_argument, 0, 'C'},
         {"version-header", required_argument, 0, 'v'},
         {"backend-header", required_argument, 0, 'E'},
         {"request-timeout-ms", required_argument, 0, 'R'},
@@ -361,6 +422,20 @@ int main(int argc, char **argv)
         case 'k': key_header = optarg; break;
         case 'K': nkeys = atol(optarg); break;
         case 'o': keys_out = optarg; break;
+        case 'P':
+            if (strlen(optarg) > 16) {
+                fprintf(stderr, "mg-load: --key-prefix: at most 16 bytes\n");
+                return 2;
+            }
+            key_prefix = optarg;
+            break;
+        case 'C':
+            if (ncounted == MAX_COUNTED) {
+                fprintf(stderr, "mg-load: at most %d --count-header\n", MAX_COUNTED);
+                return 2;
+            }
+            counted[ncounted++].name = optarg;
+            break;
         case 'v': version_header = optarg; break;
         case 'E': backend_header = optarg; break;
         case 'R': req_timeout_ms = strtoul(optarg, NULL, 10); break;
@@ -390,11 +465,13 @@ int main(int argc, char **argv)
 
     slots = calloc((size_t)nconns, sizeof *slots);
     samples_us = calloc(MAX_SAMPLES, sizeof *samples_us);
+    ok_us = calloc(MAX_SAMPLES, sizeof *ok_us);
+    err_us = calloc(MAX_SAMPLES, sizeof *err_us);
     if (key_header) {
         key_version = calloc((size_t)nkeys, 1);
         key_bad = calloc((size_t)nkeys, 1);
     }
-    if (!slots || !samples_us || (key_header && (!key_version || !key_bad))) {
+    if (!slots || !samples_us || !ok_us || !err_us || (key_header && (!key_version || !key_bad))) {
         fprintf(stderr, "mg-load: out of memory\n");
         return 1;
     }
@@ -429,6 +506,8 @@ int main(int argc, char **argv)
     struct mg_httpc_stats st;
     mg_httpc_get_stats(client, &st);
     qsort(samples_us, (size_t)nsamples, sizeof *samples_us, cmp_u32);
+    qsort(ok_us, (size_t)nok_samples, sizeof *ok_us, cmp_u32);
+    qsort(err_us, (size_t)nerr_samples, sizeof *err_us, cmp_u32);
     double ms = (double)elapsed_ns / 1e6;
 
     printf("{\"requests\":%ld,\"done\":%ld,\"ok\":%ld,\"non2xx\":%ld,\"transport_errors\":%ld,"
@@ -460,8 +539,28 @@ int main(int argc, char **argv)
            "\"ms\":%.1f,\"rps\":%.0f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f",
            (unsigned long long)st.created, (unsigned long long)st.reused,
            (unsigned long long)st.retried, body_bytes, ms,
-           ms > 0 ? (double)done_count * 1000.0 / ms : 0.0, pct_ms(0.5), pct_ms(0.99),
-           pct_ms(1.0));
+           ms > 0 ? (double)done_count * 1000.0 / ms : 0.0, pct_ms(samples_us, nsamples, 0.5),
+           pct_ms(samples_us, nsamples, 0.99), pct_ms(samples_us, nsamples, 1.0));
+    printf(",\"ok_p50_ms\":%.3f,\"ok_p99_ms\":%.3f,\"err_p50_ms\":%.3f,\"err_p99_ms\":%.3f,"
+           "\"err_max_ms\":%.3f",
+           pct_ms(ok_us, nok_samples, 0.5), pct_ms(ok_us, nok_samples, 0.99),
+           pct_ms(err_us, nerr_samples, 0.5), pct_ms(err_us, nerr_samples, 0.99),
+           pct_ms(err_us, nerr_samples, 1.0));
+    if (ncounted) {
+        printf(",\"headers\":{");
+        for (int c = 0; c < ncounted; c++) {
+            printf("%s\"%s\":{", c ? "," : "", counted[c].name);
+            int f = 1;
+            for (int i = 0; i < counted[c].nvalues; i++) {
+                printf("%s\"%s\":%ld", f ? "" : ",", counted[c].values[i], counted[c].count[i]);
+                f = 0;
+            }
+            if (counted[c].count[MAX_VALUES])
+                printf("%s\"-\":%ld", f ? "" : ",", counted[c].count[MAX_VALUES]);
+            printf("}");
+        }
+        printf("}");
+    }
     if (backend_header)
         printf(",\"backend_mismatch\":%ld", backend_mismatch);
     if (key_header)
@@ -492,6 +591,11 @@ int main(int argc, char **argv)
         free(versions[i]);
     free(slots);
     free(samples_us);
+    free(ok_us);
+    free(err_us);
+    for (int c = 0; c < ncounted; c++)
+        for (int i = 0; i < counted[c].nvalues; i++)
+            free(counted[c].values[i]);
     free(key_version);
     free(key_bad);
     if (body_file)
